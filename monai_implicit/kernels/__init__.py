@@ -1,0 +1,4 @@
+"""Coordinate grids and kernel networks (coords -> weights); they know nothing about convolution."""
+
+from .grids import as_kernel_size, as_spacing, check_spatial_dims, kernel_grid
+from .hyper import HyperKernel

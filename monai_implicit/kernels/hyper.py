@@ -1,0 +1,125 @@
+"""The hyper-network of hyper-convolutions (Ma, Wang, Dalca, Sabuncu; seeds/000 Sec. 3.1, Fig. 1).
+
+A small MLP, applied independently at every kernel tap (the paper's 1x1 convolutions over the coordinate grid),
+maps the ``D`` coordinates of the tap to the ``C_in * C_out`` kernel weights of that tap:
+``D -> 16 -> 16 -> N_L -> C_in * C_out`` with LeakyReLU(0.1) after every hidden layer and a linear last layer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from monai_implicit.kernels.grids import as_kernel_size, as_spacing, check_spatial_dims, kernel_grid
+
+__all__ = ["HyperKernel", "HYPER_INITS", "conv_init_variance"]
+
+HYPER_INITS = ("fan_in", "he", "none")
+
+
+def conv_init_variance(fan_in: int, init: str = "fan_in") -> float:
+    """Weight variance of a plain convolution with ``fan_in`` inputs per output.
+
+    ``"fan_in"``: PyTorch's default ``nn.Conv*d`` init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), variance 1/(3 fan_in).
+    ``"he"``: He-normal for ReLU networks, variance 2/fan_in.
+    """
+    if init == "fan_in":
+        return 1.0 / (3.0 * fan_in)
+    if init == "he":
+        return 2.0 / fan_in
+    raise ValueError(f"init must be 'fan_in' or 'he' here, got {init!r}.")
+
+
+class HyperKernel(nn.Module):
+    """Coordinates -> kernel weights, the hyper-network of one hyper-convolution (seeds/000 Sec. 3.1).
+
+    Coordinates follow the paper: integer offsets from the kernel centre (``-2..2`` for k=5), so the parameters do
+    not depend on the kernel size and the kernel of size 3 is the centre of the kernel of size 5 for the same
+    weights.  Optionally the offsets are multiplied by a physical ``spacing`` (mm per voxel).
+
+    Initialisation: He-normal weights and zero biases as in the authors' code, then (unless ``init="none"``) the
+    last layer is rescaled once so the initial kernel has the variance of a plain convolution of the same shape
+    (``init="fan_in"``: PyTorch's nn.Conv default, 1/(3 fan_in); ``init="he"``: 2/fan_in).  The authors' raw
+    initialisation starts 5x (k=3) to 240x (k=9) too large and relies on BatchNorm to absorb it; ``init="none"``
+    reproduces it.
+
+    Parameters: ``sum_j (N_j + 1) N_{j+1} + (N_L + 1) C_in C_out`` with ``N = (D, *hidden, N_L)`` - independent of
+    the kernel size (388 + 5 C_in C_out for D=2, hidden=(16, 16), N_L=4).
+
+    Args:
+        spatial_dims: number of coordinates per tap (1, 2 or 3).
+        in_channels: ``C_in`` of the convolution (per group).
+        out_channels: ``C_out`` of the convolution.
+        kernel_size: kernel extent (odd ints, one per axis or one for all).
+        n_l: width ``N_L`` of the last hidden layer (the paper's capacity knob: 2, 4, 8, 24).
+        hidden: widths of the hidden layers before ``N_L``; the paper uses ``(16, 16)``.
+        negative_slope: slope of the LeakyReLU activations (0.1 in the paper).
+        spacing: optional physical voxel size per axis that scales the coordinates.
+        init: ``"fan_in"`` (default), ``"he"`` or ``"none"``; see above.
+
+    Shapes:
+        ``forward()`` -> ``(C_out, C_in, *kernel_size)``; ``forward(coords)`` with coords ``(D, *grid)`` ->
+        ``(C_out, C_in, *grid)``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Union[int, Sequence[int]],
+        n_l: int = 4,
+        hidden: Sequence[int] = (16, 16),
+        negative_slope: float = 0.1,
+        spacing: Optional[Union[float, Sequence[float]]] = None,
+        init: str = "fan_in",
+    ) -> None:
+        super().__init__()
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        self.kernel_size = as_kernel_size(kernel_size, spatial_dims)
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("n_l", n_l)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        hidden = tuple(hidden)
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+            raise ValueError(f"hidden must be positive integers, got {hidden!r}.")
+        if init not in HYPER_INITS:
+            raise ValueError(f"init must be one of {HYPER_INITS}, got {init!r}.")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.spacing = as_spacing(spacing, spatial_dims)
+        widths = (spatial_dims, *hidden, n_l)
+        layers: list[nn.Module] = []
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.LeakyReLU(negative_slope)]
+        self.mlp = nn.Sequential(*layers)
+        self.out = nn.Linear(n_l, in_channels * out_channels)
+        for m in [*self.mlp, self.out]:
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, a=negative_slope, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
+        # the default grid is derived state, not a parameter: rebuilt from kernel_size/spacing, never saved
+        grid = kernel_grid(self.kernel_size, "offset", self.spacing)
+        self.register_buffer("grid", grid, persistent=False)
+        self.init = init
+        if init != "none":
+            fan_in = in_channels * math.prod(self.kernel_size)
+            with torch.no_grad():
+                rms = self.forward().pow(2).mean().sqrt()
+                self.out.weight.mul_(math.sqrt(conv_init_variance(fan_in, init)) / rms.clamp_min(1e-12))
+
+    def forward(self, coords: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Sample the kernel on ``coords`` ``(D, *grid)`` (default: the integer-offset grid of ``kernel_size``)."""
+        grid = self.grid if coords is None else coords
+        if grid.ndim < 1 or grid.shape[0] != self.spatial_dims:
+            raise ValueError(f"coords must have shape ({self.spatial_dims}, *grid), got {tuple(grid.shape)}.")
+        spatial = grid.shape[1:]
+        taps = grid.reshape(self.spatial_dims, -1).t().to(self.out.weight.dtype)  # (K, D)
+        weights = self.out(self.mlp(taps))  # (K, C_out * C_in)
+        return weights.t().reshape(self.out_channels, self.in_channels, *spatial)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, spacing={self.spacing}, init={self.init!r}"

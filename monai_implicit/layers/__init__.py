@@ -1,0 +1,4 @@
+"""Convolutions built from a kernel network (ImplicitConv and its families)."""
+
+from .hyperconv import HyperConv
+from .implicit_conv import ImplicitConv, same_padding

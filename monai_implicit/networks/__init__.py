@@ -1,0 +1,1 @@
+"""monai_implicit.networks: networks (nets/) and deployment utilities (utils.py)."""

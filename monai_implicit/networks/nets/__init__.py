@@ -1,0 +1,4 @@
+"""Networks following MONAI conventions (spatial_dims first)."""
+
+from .hyperunet import FlatCNN, FlatHyperCNN, HyperUNet, hyper_conv
+from .unet import ConvBlock, ConvUNet, NonLocalBlock, PlainUNet, plain_conv

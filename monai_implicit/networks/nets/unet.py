@@ -1,0 +1,242 @@
+"""One U-Net skeleton with a pluggable convolution.
+
+The implicit-kernel networks of this package (HyperUNet, NJetUNet, FlexUNet, NeRDUNet) and their plain-convolution
+twins are all this skeleton with a different ``conv`` factory (and, for NeRD, a different ``head``), so a
+comparison between an implicit network and its baseline changes nothing but the convolution.
+
+Topology (the 2D U-Net of the hyper-convolution paper, seeds/000 Sec. 4.1; REFERENCE.md Sec. 1), for
+``features=32, depth=3``:
+
+* optional input block ``in_channels -> input_features`` (16);
+* encoder level ``i = 0..depth-1``: two blocks ``-> f_i -> f_i`` with ``f_i = features * 2**i``, then max-pool;
+* bottleneck: two blocks at ``features * 2**depth`` (256), optionally followed by a non-local block;
+* decoder level ``i = depth-1..0``: 2x nearest upsampling (to the skip's exact size, so odd sizes work), one block
+  ``f_{i+1} -> f_i``, concatenation with the skip, two blocks ``2 f_i -> f_i -> f_i``;
+* head: a 1x1 plain convolution ``f_0 -> out_channels`` returning logits (MONAI convention; use a sigmoid/softmax
+  in the loss or post-processing).
+
+Every block is ``conv -> [bias] -> norm -> act -> dropout``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv, Pool
+from monai.networks.layers.utils import get_act_layer, get_dropout_layer, get_norm_layer
+from torch import nn
+
+from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
+
+__all__ = ["ConvFactory", "HeadFactory", "plain_conv", "ConvBlock", "NonLocalBlock", "ConvUNet", "PlainUNet"]
+
+#: ``(spatial_dims, in_channels, out_channels) -> module`` that keeps the spatial size ("same" padding, stride 1)
+ConvFactory = Callable[[int, int, int], nn.Module]
+#: ``(spatial_dims, in_channels, out_channels) -> module`` mapping the last decoder features to the logits
+HeadFactory = Callable[[int, int, int], nn.Module]
+
+DROPOUT_MODES = ("all", "bottleneck", "none")
+
+
+def plain_conv(
+    kernel_size: Union[int, Sequence[int]] = 3, dilation: int = 1, bias: bool = True, padding_mode: str = "zeros"
+) -> ConvFactory:
+    """A factory of "same"-padded ``nn.Conv{1,2,3}d`` layers: the plain twin of an implicit convolution."""
+
+    def make(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
+        k = as_kernel_size(kernel_size, spatial_dims)
+        padding = tuple(dilation * (s - 1) // 2 for s in k)
+        return Conv[Conv.CONV, spatial_dims](
+            in_channels, out_channels, k, padding=padding, dilation=dilation, bias=bias, padding_mode=padding_mode
+        )
+
+    return make
+
+
+def _conv1x1(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
+    return Conv[Conv.CONV, spatial_dims](in_channels, out_channels, kernel_size=1)
+
+
+class ConvBlock(nn.Sequential):
+    """``conv -> norm -> act -> dropout`` (seeds/000 Sec. 4.1 block order).
+
+    Shapes: ``(B, in_channels, *S) -> (B, out_channels, *S)``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        conv: ConvFactory,
+        norm: Union[str, tuple, None] = "batch",
+        act: Union[str, tuple, None] = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.add_module("conv", conv(spatial_dims, in_channels, out_channels))
+        if norm is not None:
+            self.add_module("norm", get_norm_layer(norm, spatial_dims=spatial_dims, channels=out_channels))
+        if act is not None:
+            self.add_module("act", get_act_layer(act))
+        if dropout:
+            self.add_module("dropout", get_dropout_layer(("dropout", {"p": dropout}), dropout_dim=spatial_dims))
+
+
+class NonLocalBlock(nn.Module):
+    """Residual self-attention over all voxels (non-local block at the U-Net bottleneck; seeds/000 Table 1).
+
+    PyTorch's multi-head attention on the flattened voxels with a pre-norm and a residual connection (MONAI's
+    SABlock would add an einops dependency for the same computation). Shapes: ``(B, C, *S) -> (B, C, *S)``.
+    """
+
+    def __init__(self, channels: int, num_heads: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"channels ({channels}) must be divisible by num_heads ({num_heads}).")
+        self.norm = nn.LayerNorm(channels)
+        self.attn = nn.MultiheadAttention(channels, num_heads, dropout=dropout, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[0], x.shape[1]
+        tokens = x.reshape(b, c, -1).transpose(1, 2)  # (B, N, C)
+        normed = self.norm(tokens)
+        tokens = tokens + self.attn(normed, normed, normed, need_weights=False)[0]
+        return tokens.transpose(1, 2).reshape(x.shape)
+
+
+class ConvUNet(nn.Module):
+    """The U-Net skeleton shared by every network of the package (see the module docstring for the topology).
+
+    Args:
+        spatial_dims: 1, 2 or 3.
+        in_channels: input channels.
+        out_channels: output channels (logits).
+        conv: factory ``(spatial_dims, c_in, c_out) -> module`` of the "same"-size convolution used in every block.
+        features: channels of the first encoder level ``f_0`` (doubled at every level).
+        depth: number of max-pools (3 in the paper).
+        input_features: channels of the input block; ``None`` drops the input block (plain paper baseline).
+        norm: MONAI norm name/tuple (``"batch"``, ``"instance"``, ...) or None.
+        act: MONAI activation name/tuple.
+        dropout: dropout probability of the blocks.
+        dropout_mode: ``"all"`` (every block, Hyper-UNet), ``"bottleneck"`` (only the bottleneck blocks, plain
+            UNet baseline) or ``"none"``.
+        non_local: add a :class:`NonLocalBlock` after the bottleneck (non-local (Hyper-)UNet, seeds/000 Table 1).
+        num_heads: attention heads of the non-local block.
+        head: factory of the final classifier ``(spatial_dims, f_0, out_channels) -> module``; a 1x1 convolution by
+            default (NeRD heads replace it).
+
+    Shapes:
+        ``(B, in_channels, *S) -> (B, out_channels, *S)`` for any ``S`` (odd sizes included).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        conv: ConvFactory,
+        features: int = 32,
+        depth: int = 3,
+        input_features: Optional[int] = 16,
+        norm: Union[str, tuple, None] = "batch",
+        act: Union[str, tuple, None] = "relu",
+        dropout: float = 0.5,
+        dropout_mode: str = "all",
+        non_local: bool = False,
+        num_heads: int = 4,
+        head: Optional[HeadFactory] = None,
+    ) -> None:
+        super().__init__()
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("features", features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ValueError(f"depth must be a non-negative integer, got {depth!r}.")
+        if dropout_mode not in DROPOUT_MODES:
+            raise ValueError(f"dropout_mode must be one of {DROPOUT_MODES}, got {dropout_mode!r}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.depth = depth
+        p_all = dropout if dropout_mode == "all" else 0.0
+        p_bottleneck = dropout if dropout_mode in ("all", "bottleneck") else 0.0
+
+        def block(c_in: int, c_out: int, p: float) -> ConvBlock:
+            return ConvBlock(spatial_dims, c_in, c_out, conv, norm=norm, act=act, dropout=p)
+
+        self.input_block = block(in_channels, input_features, p_all) if input_features else nn.Identity()
+        prev = input_features or in_channels
+        widths = [features * 2**i for i in range(depth + 1)]
+        self.encoder = nn.ModuleList()
+        for f in widths[:-1]:
+            self.encoder.append(nn.Sequential(block(prev, f, p_all), block(f, f, p_all)))
+            prev = f
+        self.pool = Pool[Pool.MAX, spatial_dims](kernel_size=2)
+        self.bottleneck = nn.Sequential(
+            block(prev, widths[-1], p_bottleneck), block(widths[-1], widths[-1], p_bottleneck)
+        )
+        self.non_local = NonLocalBlock(widths[-1], num_heads=num_heads) if non_local else nn.Identity()
+        self.up_convs = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for i in reversed(range(depth)):
+            self.up_convs.append(block(widths[i + 1], widths[i], p_all))
+            self.decoder.append(
+                nn.Sequential(block(2 * widths[i], widths[i], p_all), block(widths[i], widths[i], p_all))
+            )
+        self.head = (head or _conv1x1)(spatial_dims, widths[0], out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expects input (B, {self.in_channels}, {', '.join('*' * self.spatial_dims)}), "
+                f"got {tuple(x.shape)}."
+            )
+        x = self.input_block(x)
+        skips: list[torch.Tensor] = []
+        for level in self.encoder:
+            x = level(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.non_local(self.bottleneck(x))
+        for up, dec, skip in zip(self.up_convs, self.decoder, skips[::-1]):
+            x = up(F.interpolate(x, size=skip.shape[2:], mode="nearest"))
+            x = dec(torch.cat([skip, x], dim=1))
+        return self.head(x)
+
+
+class PlainUNet(ConvUNet):
+    """The plain-convolution twin: :class:`ConvUNet` with ``nn.Conv*d`` of ``kernel_size``.
+
+    With ``kernel_size=3, input_features=None, dropout_mode="bottleneck"`` this is the paper's UNet baseline
+    (2.1M parameters for 1 input and 1 output channel in 2D; seeds/000 Table 1); with the Hyper-UNet defaults it is
+    the Hyper-UNet topology with plain kernels (the twin used by benchmarks and robustness studies).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        features: int = 32,
+        depth: int = 3,
+        kernel_size: Union[int, Sequence[int]] = 5,
+        input_features: Optional[int] = 16,
+        norm: Union[str, tuple, None] = "batch",
+        act: Union[str, tuple, None] = "relu",
+        dropout: float = 0.5,
+        dropout_mode: str = "all",
+        non_local: bool = False,
+        padding_mode: str = "zeros",
+        head: Optional[HeadFactory] = None,
+    ) -> None:
+        as_kernel_size(kernel_size, spatial_dims)
+        super().__init__(
+            spatial_dims, in_channels, out_channels, plain_conv(kernel_size, padding_mode=padding_mode),
+            features=features, depth=depth, input_features=input_features, norm=norm, act=act, dropout=dropout,
+            dropout_mode=dropout_mode, non_local=non_local, head=head,
+        )
