@@ -132,6 +132,7 @@ class FlatCNN(nn.Module):
         if len(channels) != len(kernel_sizes):
             raise ValueError(f"channels needs {len(kernel_sizes)} entries (one per kernel size), got {len(channels)}.")
         self.in_channels = in_channels
+        self.net_name: str = type(self).__name__
         layers = []
         prev = in_channels
         for k, c in zip(kernel_sizes, channels):
@@ -142,7 +143,9 @@ class FlatCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__} expects {self.in_channels} input channels, got {tuple(x.shape)}.")
+            raise ValueError(
+                f"{self.net_name} expects {self.in_channels} input channels, got shape {list(x.shape)}."
+            )
         return self.head(self.layers(x))
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
 
-__all__ = ["ConvFactory", "HeadFactory", "plain_conv", "ConvBlock", "NonLocalBlock", "ConvUNet", "PlainUNet"]
+__all__ = ["ConvFactory", "HeadFactory", "plain_conv", "ConvBlock", "NonLocalBlock", "UpLevel", "ConvUNet", "PlainUNet"]
 
 #: ``(spatial_dims, in_channels, out_channels) -> module`` that keeps the spatial size ("same" padding, stride 1)
 ConvFactory = Callable[[int, int, int], nn.Module]
@@ -107,6 +107,23 @@ class NonLocalBlock(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape)
 
 
+class UpLevel(nn.Module):
+    """One decoder level: upsample to the skip's size, ``up_conv``, concatenate ``[skip, x]``, ``convs``.
+
+    Nearest upsampling to the skip's exact size (not a fixed factor 2) keeps odd input sizes working.
+    Shapes: ``x (B, C_deep, *S/2)``, ``skip (B, C, *S)`` -> ``(B, C, *S)``.
+    """
+
+    def __init__(self, up_conv: nn.Module, convs: nn.Module) -> None:
+        super().__init__()
+        self.up_conv = up_conv
+        self.convs = convs
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up_conv(F.interpolate(x, size=skip.shape[2:], mode="nearest"))
+        return self.convs(torch.cat([skip, x], dim=1))
+
+
 class ConvUNet(nn.Module):
     """The U-Net skeleton shared by every network of the package (see the module docstring for the topology).
 
@@ -163,6 +180,7 @@ class ConvUNet(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.depth = depth
+        self.net_name: str = type(self).__name__
         p_all = dropout if dropout_mode == "all" else 0.0
         p_bottleneck = dropout if dropout_mode in ("all", "bottleneck") else 0.0
 
@@ -181,20 +199,21 @@ class ConvUNet(nn.Module):
             block(prev, widths[-1], p_bottleneck), block(widths[-1], widths[-1], p_bottleneck)
         )
         self.non_local = NonLocalBlock(widths[-1], num_heads=num_heads) if non_local else nn.Identity()
-        self.up_convs = nn.ModuleList()
-        self.decoder = nn.ModuleList()
-        for i in reversed(range(depth)):
-            self.up_convs.append(block(widths[i + 1], widths[i], p_all))
-            self.decoder.append(
-                nn.Sequential(block(2 * widths[i], widths[i], p_all), block(widths[i], widths[i], p_all))
+        self.decoder = nn.ModuleList(
+            UpLevel(
+                block(widths[i + 1], widths[i], p_all),
+                nn.Sequential(block(2 * widths[i], widths[i], p_all), block(widths[i], widths[i], p_all)),
             )
+            for i in reversed(range(depth))
+        )
         self.head = (head or _conv1x1)(spatial_dims, widths[0], out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            # only attributes in the message: the check must stay TorchScript-compatible for baked networks
             raise ValueError(
-                f"{type(self).__name__} expects input (B, {self.in_channels}, {', '.join('*' * self.spatial_dims)}), "
-                f"got {tuple(x.shape)}."
+                f"{self.net_name} expects input (B, {self.in_channels}, *spatial) with {self.spatial_dims} "
+                f"spatial dims, got shape {list(x.shape)}."
             )
         x = self.input_block(x)
         skips: list[torch.Tensor] = []
@@ -203,9 +222,8 @@ class ConvUNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.non_local(self.bottleneck(x))
-        for up, dec, skip in zip(self.up_convs, self.decoder, skips[::-1]):
-            x = up(F.interpolate(x, size=skip.shape[2:], mode="nearest"))
-            x = dec(torch.cat([skip, x], dim=1))
+        for i, level in enumerate(self.decoder):
+            x = level(x, skips[len(skips) - 1 - i])
         return self.head(x)
 
 
