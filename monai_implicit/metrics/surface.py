@@ -1,0 +1,407 @@
+"""Surface distances: Hausdorff distance at any percentile (HD95 by default) and average surface distance.
+
+Implements the boundary metrics reported by NeRD (seeds/001, Sec. 4 "Evaluation metrics": HD, 95HD, ASD) with
+every convention in use made explicit (REFERENCE.md Sec. 6):
+
+* surface voxels are the foreground voxels with at least one face-neighbour (6 in 3D, 4 in 2D) in the
+  background or outside the image -- exactly the ``mask ^ binary_erosion(mask)`` edges of MONAI's
+  ``get_mask_edges`` and of medpy;
+* distances are Euclidean between voxel centres, in millimetres (``coordinates * spacing``), found with a
+  KD-tree (``scipy.spatial.cKDTree``);
+* the two directed distance sets (prediction -> ground truth and back) are combined by an explicit
+  ``reduction``: ``"max"`` of the two directed percentiles (MONAI, MetricsReloaded, WMH challenge),
+  ``"pooled"`` percentile of both sets together (medpy) or ``"mean"`` of the two (plastimatch);
+* cases where a mask is empty get a documented value instead of a silent NaN: by default a missed structure
+  counts as the image diagonal, the largest distance possible in the image.
+
+Only foreground voxels are touched after one pass over each input volume (see ``_utils``), which makes these
+metrics one to two orders of magnitude faster than ``monai.metrics.compute_hausdorff_distance`` on large
+volumes with small structures while giving the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from monai.metrics import CumulativeIterationMetric
+from monai.metrics.utils import do_metric_reduction
+from monai.utils import MetricReduction
+from scipy.spatial import cKDTree
+
+from ._utils import CaseMasks, SpacingLike, check_choice, iter_case_masks, resolve_spacing, spacing_from_meta
+
+__all__ = [
+    "DISTANCE_REDUCTIONS",
+    "surface_voxels",
+    "surface_distances",
+    "compute_hausdorff_percentile",
+    "compute_average_surface_distance",
+    "HausdorffPercentileMetric",
+    "AverageSurfaceDistanceMetric",
+]
+
+DISTANCE_REDUCTIONS = ("max", "pooled", "mean")
+EmptyValue = Union[str, float]
+
+
+def surface_voxels(foreground: np.ndarray, shape: tuple[int, ...], member: Callable[[np.ndarray], np.ndarray]
+                   ) -> np.ndarray:
+    """Flat indices of the surface voxels among sorted flat ``foreground`` indices of a volume of ``shape``.
+
+    A foreground voxel is on the surface when one of its ``2 * ndim`` face neighbours is background or lies
+    outside the image (``binary_erosion`` with the rank-1 structuring element and ``border_value=0``, as MONAI's
+    ``get_mask_edges``). ``member(flat_index) -> bool array`` says whether voxels are foreground; the test costs
+    ``O(n_foreground)``, independent of the volume size.
+    """
+    if foreground.size == 0:
+        return foreground
+    coords = np.unravel_index(foreground, shape)
+    on_surface = np.zeros(foreground.shape, dtype=bool)
+    stride = 1
+    for axis in range(len(shape) - 1, -1, -1):
+        c = coords[axis]
+        for step, inside in ((-stride, c > 0), (stride, c < shape[axis] - 1)):
+            # voxels whose neighbour is outside the image are on the surface (erosion with border_value=0)
+            on_surface |= ~inside
+            check = np.flatnonzero(inside & ~on_surface)
+            if check.size:
+                on_surface[check] = ~member(foreground[check] + step)
+        stride *= shape[axis]
+    return foreground[on_surface]
+
+
+def _points(flat: np.ndarray, shape: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:
+    coords = np.stack(np.unravel_index(flat, shape), axis=1).astype(np.float64)
+    return coords * np.asarray(spacing, dtype=np.float64)
+
+
+def _nearest(from_points: np.ndarray, to_points: np.ndarray) -> np.ndarray:
+    # the tree is built for one batched query: an unbalanced, non-compacted tree builds several times faster and
+    # answers the query as fast
+    tree = cKDTree(to_points, leafsize=32, balanced_tree=False, compact_nodes=False)
+    return tree.query(from_points, k=1)[0]
+
+
+def _case_distances(case: CaseMasks, spacing: tuple[float, ...], directed: bool) -> tuple[np.ndarray, np.ndarray]:
+    sp = surface_voxels(case.pred, case.shape, lambda i: case.member("pred", i))
+    sg = surface_voxels(case.gt, case.shape, lambda i: case.member("gt", i))
+    pp, pg = _points(sp, case.shape, spacing), _points(sg, case.shape, spacing)
+    d_pg = _nearest(pp, pg)
+    d_gp = np.zeros(0) if directed else _nearest(pg, pp)
+    return d_pg, d_gp
+
+
+def surface_distances(
+    pred: Union[np.ndarray, torch.Tensor], gt: Union[np.ndarray, torch.Tensor], spacing: SpacingLike = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (mm) from every surface voxel of ``pred`` to the surface of ``gt``, and from ``gt`` to ``pred``.
+
+    Args:
+        pred: binary mask, shape ``spatial`` (no batch or channel axis), 1 to 3 (or more) dimensions.
+        gt: binary mask of the same shape.
+        spacing: voxel size in mm, one number or one per axis; ``None`` = 1.
+
+    Returns:
+        ``(d_pred_to_gt, d_gt_to_pred)``: float64 arrays with one entry per surface voxel of ``pred`` and of ``gt``.
+
+    Raises:
+        ValueError: if either mask is empty (distances are undefined), shapes differ or values are not binary.
+    """
+    pred_t = pred[None, None] if isinstance(pred, (np.ndarray, torch.Tensor)) else pred
+    gt_t = gt[None, None] if isinstance(gt, (np.ndarray, torch.Tensor)) else gt
+    _, cases = iter_case_masks(pred_t, gt_t)
+    case = next(cases)
+    if case.pred.size == 0 or case.gt.size == 0:
+        raise ValueError("surface distances need two non-empty masks, got an empty "
+                         f"{'prediction' if case.pred.size == 0 else 'ground truth'}.")
+    return _case_distances(case, resolve_spacing(spacing, 1, len(case.shape))[0], directed=False)
+
+
+def _check_empty(value: EmptyValue, name: str, allow_diagonal: bool) -> EmptyValue:
+    if isinstance(value, str):
+        check_choice(value, ("diagonal", "nan") if allow_diagonal else ("nan",), name)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value >= 0:
+        options = '"diagonal", "nan"' if allow_diagonal else '"nan"'
+        raise ValueError(f"{name} must be {options} or a non-negative number, got {value!r}.")
+    return float(value)
+
+
+def _empty_value(policy: EmptyValue, shape: tuple[int, ...], spacing: tuple[float, ...]) -> float:
+    if policy == "nan":
+        return float("nan")
+    if policy == "diagonal":
+        return math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing)))
+    return float(policy)
+
+
+def _check_percentile(percentile: Optional[float]) -> Optional[float]:
+    if percentile is None:
+        return None
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0 <= percentile <= 100:
+        raise ValueError(f"percentile must be a number in [0, 100] or None (maximum), got {percentile!r}.")
+    return float(percentile)
+
+
+def _surface_table(
+    y_pred: Any,
+    y: Any,
+    statistic: Callable[[np.ndarray], float],
+    reduction: str,
+    directed: bool,
+    include_background: bool,
+    spacing: SpacingLike,
+    empty: EmptyValue,
+    both_empty: EmptyValue,
+    num_classes: Optional[int],
+) -> torch.Tensor:
+    check_choice(reduction, DISTANCE_REDUCTIONS, "reduction")
+    empty = _check_empty(empty, "empty", allow_diagonal=True)
+    both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
+    (batch, n_classes), cases = iter_case_masks(y_pred, y, include_background, num_classes)
+    spatial_dims = np.ndim(y_pred) - 2 if isinstance(y_pred, np.ndarray) else y_pred.ndim - 2
+    spacings = resolve_spacing(spacing, batch, spatial_dims)
+    out = torch.empty((batch, n_classes), dtype=torch.float32)
+    for case in cases:
+        sp = spacings[case.batch]
+        n_p, n_g = case.pred.size, case.gt.size
+        if n_p == 0 and n_g == 0:
+            value = _empty_value(both_empty, case.shape, sp)
+        elif n_p == 0 or n_g == 0:
+            value = _empty_value(empty, case.shape, sp)
+        else:
+            d_pg, d_gp = _case_distances(case, sp, directed)
+            if directed:
+                value = statistic(d_pg)
+            elif reduction == "pooled":
+                value = statistic(np.concatenate([d_pg, d_gp]))
+            else:
+                a, b = statistic(d_pg), statistic(d_gp)
+                value = max(a, b) if reduction == "max" else 0.5 * (a + b)
+        out[case.batch, case.channel] = value
+    return out
+
+
+_EMPTY_DOC = """empty: value when exactly one of the two masks is empty (missed structure or false detection):
+            ``"diagonal"`` (default) = the physical image diagonal ``sqrt(sum((n_i * spacing_i)^2))`` in mm, an
+            upper bound of every distance in the image, so a missed structure counts as the worst case;
+            ``"nan"`` = undefined (dropped by ``aggregate`` -- MONAI's behaviour, which hides misses); or a
+            number in mm (e.g. ``float("inf")`` or a fixed penalty such as 373.13 for a given image size).
+        both_empty: value when both masks are empty (nothing to find, nothing found): ``0.0`` (default, perfect
+            agreement) or ``"nan"`` (excluded from the mean) or another non-negative number."""
+
+
+def compute_hausdorff_percentile(
+    y_pred: Union[np.ndarray, torch.Tensor],
+    y: Union[np.ndarray, torch.Tensor],
+    include_background: bool = False,
+    percentile: Optional[float] = 95.0,
+    reduction: str = "max",
+    directed: bool = False,
+    spacing: SpacingLike = None,
+    empty: EmptyValue = "diagonal",
+    both_empty: EmptyValue = 0.0,
+    num_classes: Optional[int] = None,
+) -> torch.Tensor:
+    """Hausdorff distance at a percentile (HD95 by default), in mm, per case and class.
+
+    NeRD (seeds/001) Sec. 4 reports HD and 95HD; the definitions follow REFERENCE.md Sec. 6. With the default
+    ``reduction="max"`` the value on non-empty masks equals ``monai.metrics.compute_hausdorff_distance(...,
+    percentile=percentile, spacing=spacing)``; percentiles interpolate linearly (``numpy.percentile``).
+
+    Args:
+        y_pred: binary prediction, ``(B, C, *spatial)``: ``C == 1`` binary mask, ``C > 1`` one-hot, or ``C == 1``
+            label map with ``num_classes``. torch tensor or numpy array.
+        y: ground truth, same shape and format as ``y_pred``.
+        include_background: keep channel (class) 0 of one-hot inputs / label maps. Default False, like MONAI.
+            A single binary channel is always the foreground.
+        percentile: percentile in [0, 100] of the directed distance sets; ``None`` = maximum (classic HD).
+        reduction: how the two directed distance sets combine: ``"max"`` of the two directed percentiles (MONAI,
+            WMH challenge), ``"pooled"`` = percentile of both sets together (medpy ``hd95``), ``"mean"`` of the
+            two directed percentiles.
+        directed: only the prediction -> ground-truth direction (``reduction`` is then irrelevant).
+        spacing: voxel size in mm: a number, one value per spatial axis, or one such entry per case.
+        {empty}
+        num_classes: number of classes (background included) when the inputs are single-channel label maps.
+
+    Returns:
+        float32 tensor ``(B, n_classes)``; ``n_classes`` = C (or ``num_classes``) minus 1 without background.
+
+    Raises:
+        ValueError: shape mismatch, non-binary values, wrong spacing length, unknown reduction or empty policy.
+    """
+    pct = _check_percentile(percentile)
+
+    def statistic(d: np.ndarray) -> float:
+        return float(d.max()) if pct is None else float(np.percentile(d, pct))
+
+    return _surface_table(y_pred, y, statistic, reduction, directed, include_background, spacing, empty,
+                          both_empty, num_classes)
+
+
+def compute_average_surface_distance(
+    y_pred: Union[np.ndarray, torch.Tensor],
+    y: Union[np.ndarray, torch.Tensor],
+    include_background: bool = False,
+    reduction: str = "pooled",
+    directed: bool = False,
+    spacing: SpacingLike = None,
+    empty: EmptyValue = "diagonal",
+    both_empty: EmptyValue = 0.0,
+    num_classes: Optional[int] = None,
+) -> torch.Tensor:
+    """Average (symmetric) surface distance, in mm, per case and class (ASD in NeRD, seeds/001 Sec. 4).
+
+    Args:
+        y_pred: binary prediction ``(B, C, *spatial)`` (binary, one-hot, or label map with ``num_classes``).
+        y: ground truth, same shape and format.
+        include_background: keep class 0 of one-hot inputs / label maps (default False, like MONAI).
+        reduction: ``"pooled"`` (default) = mean over the surface voxels of both masks together,
+            ``(sum d(p, G) + sum d(g, P)) / (|P| + |G|)`` -- the ASSD of Heimann et al. and
+            ``monai.metrics.compute_average_surface_distance(symmetric=True)``; ``"mean"`` = mean of the two
+            directed averages (medpy ``assd``); ``"max"`` = the larger directed average.
+        directed: only prediction -> ground truth (``monai`` ``symmetric=False``).
+        spacing: voxel size in mm: a number, one value per spatial axis, or one such entry per case.
+        {empty}
+        num_classes: number of classes (background included) for single-channel label maps.
+
+    Returns:
+        float32 tensor ``(B, n_classes)``.
+
+    Raises:
+        ValueError: shape mismatch, non-binary values, wrong spacing length, unknown reduction or empty policy.
+    """
+    return _surface_table(y_pred, y, lambda d: float(d.mean()), reduction, directed, include_background, spacing,
+                          empty, both_empty, num_classes)
+
+
+compute_hausdorff_percentile.__doc__ = compute_hausdorff_percentile.__doc__.replace("{empty}", _EMPTY_DOC)
+compute_average_surface_distance.__doc__ = compute_average_surface_distance.__doc__.replace("{empty}", _EMPTY_DOC)
+
+
+class _SurfaceMetric(CumulativeIterationMetric):
+    """Shared machinery: spacing from the call, the constructor or the MetaTensor affine; MONAI reductions."""
+
+    def __init__(self, reduction: Union[MetricReduction, str], get_not_nans: bool, spacing: SpacingLike) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.get_not_nans = get_not_nans
+        self.spacing = spacing
+
+    def _spacing_for(self, y: torch.Tensor, kwargs: dict) -> SpacingLike:
+        if kwargs.get("spacing") is not None:
+            return kwargs["spacing"]
+        if self.spacing is not None:
+            return self.spacing
+        return spacing_from_meta(y, y.ndim - 2)
+
+    def aggregate(
+        self, reduction: Union[MetricReduction, str, None] = None
+    ) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Reduce the per-case values over non-NaN entries (``reduction``: MONAI ``MetricReduction``).
+
+        The per-case values, ``(n_cases, n_classes)``, are available from ``get_buffer()``.
+        """
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(f"the data to aggregate must be a PyTorch Tensor, got {type(data).__name__}.")
+        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        return (f, not_nans) if self.get_not_nans else f
+
+
+class HausdorffPercentileMetric(_SurfaceMetric):
+    """Cumulative Hausdorff distance at a percentile (HD95 by default), see :func:`compute_hausdorff_percentile`.
+
+    Inputs per call: batch-first ``(B, C, *spatial)`` tensors or lists of channel-first tensors, like MONAI's
+    ``HausdorffDistanceMetric``. Spacing comes from, in order: the ``spacing`` keyword of the call, the
+    ``spacing`` given here, the affine of ``y`` when it is a MetaTensor, else 1 mm.
+
+    Args:
+        include_background: keep class 0 of one-hot inputs / label maps (default False).
+        percentile: percentile in [0, 100]; ``None`` = maximum.
+        distance_reduction: ``"max"`` (MONAI/WMH), ``"pooled"`` (medpy) or ``"mean"`` -- the ``reduction``
+            argument of :func:`compute_hausdorff_percentile` (renamed here because ``reduction`` is MONAI's
+            reduction over cases).
+        directed: prediction -> ground truth only.
+        spacing: default voxel size in mm (see above).
+        empty: value when exactly one mask is empty: ``"diagonal"`` (default), ``"nan"`` or a number.
+        both_empty: value when both masks are empty: ``0.0`` (default), ``"nan"`` or a number.
+        num_classes: classes (with background) for single-channel label maps.
+        reduction: MONAI ``MetricReduction`` over the non-NaN per-case values, default ``"mean"``.
+        get_not_nans: ``aggregate()`` also returns the count of non-NaN values.
+    """
+
+    def __init__(
+        self,
+        include_background: bool = False,
+        percentile: Optional[float] = 95.0,
+        distance_reduction: str = "max",
+        directed: bool = False,
+        spacing: SpacingLike = None,
+        empty: EmptyValue = "diagonal",
+        both_empty: EmptyValue = 0.0,
+        num_classes: Optional[int] = None,
+        reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(reduction, get_not_nans, spacing)
+        self.include_background = include_background
+        self.percentile = _check_percentile(percentile)
+        self.distance_reduction = check_choice(distance_reduction, DISTANCE_REDUCTIONS, "distance_reduction")
+        self.directed = directed
+        self.empty = _check_empty(empty, "empty", allow_diagonal=True)
+        self.both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
+        self.num_classes = num_classes
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
+        return compute_hausdorff_percentile(
+            y_pred, y, self.include_background, self.percentile, self.distance_reduction, self.directed,
+            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes,
+        ).to(y_pred.device)
+
+
+class AverageSurfaceDistanceMetric(_SurfaceMetric):
+    """Cumulative average surface distance, see :func:`compute_average_surface_distance`.
+
+    Args:
+        include_background: keep class 0 of one-hot inputs / label maps (default False).
+        distance_reduction: ``"pooled"`` (default, MONAI symmetric ASD), ``"mean"`` (medpy ``assd``) or ``"max"``.
+        directed: prediction -> ground truth only.
+        spacing: default voxel size in mm; the call's ``spacing`` keyword and a MetaTensor affine are used first
+            and next, as in :class:`HausdorffPercentileMetric`.
+        empty: value when exactly one mask is empty: ``"diagonal"`` (default), ``"nan"`` or a number.
+        both_empty: value when both masks are empty: ``0.0`` (default), ``"nan"`` or a number.
+        num_classes: classes (with background) for single-channel label maps.
+        reduction: MONAI ``MetricReduction`` over the non-NaN per-case values, default ``"mean"``.
+        get_not_nans: ``aggregate()`` also returns the count of non-NaN values.
+    """
+
+    def __init__(
+        self,
+        include_background: bool = False,
+        distance_reduction: str = "pooled",
+        directed: bool = False,
+        spacing: SpacingLike = None,
+        empty: EmptyValue = "diagonal",
+        both_empty: EmptyValue = 0.0,
+        num_classes: Optional[int] = None,
+        reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(reduction, get_not_nans, spacing)
+        self.include_background = include_background
+        self.distance_reduction = check_choice(distance_reduction, DISTANCE_REDUCTIONS, "distance_reduction")
+        self.directed = directed
+        self.empty = _check_empty(empty, "empty", allow_diagonal=True)
+        self.both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
+        self.num_classes = num_classes
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
+        return compute_average_surface_distance(
+            y_pred, y, self.include_background, self.distance_reduction, self.directed,
+            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes,
+        ).to(y_pred.device)
