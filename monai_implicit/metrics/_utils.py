@@ -17,8 +17,19 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
+from monai.metrics import CumulativeIterationMetric
+from monai.metrics.utils import do_metric_reduction
+from monai.utils import MetricReduction
 
-__all__ = ["CaseMasks", "foreground_index", "iter_case_masks", "resolve_spacing", "spacing_from_meta", "check_choice"]
+__all__ = [
+    "CountMetric",
+    "CaseMasks",
+    "foreground_index",
+    "iter_case_masks",
+    "resolve_spacing",
+    "spacing_from_meta",
+    "check_choice",
+]
 
 SpacingLike = Union[None, float, Sequence[float], Sequence[Sequence[float]], np.ndarray, torch.Tensor]
 
@@ -274,3 +285,74 @@ def iter_case_masks(
 def _as_label_map(arr: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(arr).reshape(-1)
     return flat.view(np.uint8) if flat.dtype == np.bool_ else flat
+
+
+class CountMetric(CumulativeIterationMetric):
+    """Cumulative metric whose buffer holds per-case *counts* (``(n_cases, n_classes, n_counts)``) from which
+    named ratios are derived, like MONAI's ``ConfusionMatrixMetric``.
+
+    Subclasses define ``COUNT_NAMES``, ``METRIC_NAMES`` and ``from_counts(counts, empty) -> dict``.
+
+    ``aggregate()`` either averages the per-case ratios over non-NaN cases (``pooled=False``, the usual
+    "mean over cases") or reduces the counts first and derives the ratios from the totals (``pooled=True``,
+    e.g. the fraction of all lesions of a data set that were detected).
+    """
+
+    COUNT_NAMES: tuple[str, ...] = ()
+    METRIC_NAMES: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        metric_name: Union[str, Sequence[str]],
+        empty: str,
+        pooled: bool,
+        reduction: Union[MetricReduction, str],
+        get_not_nans: bool,
+    ) -> None:
+        super().__init__()
+        names = (metric_name,) if isinstance(metric_name, str) else tuple(metric_name)
+        if not names:
+            raise ValueError("metric_name must name at least one metric.")
+        for n in names:
+            check_choice(n, self.METRIC_NAMES + self.COUNT_NAMES, "metric_name")
+        self.metric_name = metric_name
+        self._names = names
+        self.empty = check_choice(empty, ("wmh", "nan"), "empty")
+        self.pooled = pooled
+        self.reduction = reduction
+        self.get_not_nans = get_not_nans
+
+    @classmethod
+    def from_counts(cls, counts: torch.Tensor, empty: str) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{cls.__name__} must implement from_counts().")
+
+    def _counts(self) -> torch.Tensor:
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(f"the data to aggregate must be a PyTorch Tensor, got {type(data).__name__}.")
+        return data
+
+    def get_details(self) -> dict[str, torch.Tensor]:
+        """Every count and ratio per case: ``{name: (n_cases, n_classes)}``."""
+        return self.from_counts(self._counts(), self.empty)
+
+    def aggregate(  # type: ignore[override]
+        self, reduction: Union[MetricReduction, str, None] = None, pooled: Optional[bool] = None
+    ) -> Any:
+        """Reduce over cases with a MONAI ``MetricReduction`` (default: the constructor's, ``"mean"``).
+
+        Returns one tensor (or ``(tensor, not_nans)`` with ``get_not_nans``) when ``metric_name`` is a string,
+        otherwise a list in the order of ``metric_name``.
+        """
+        counts = self._counts()
+        red = reduction or self.reduction
+        results = []
+        if self.pooled if pooled is None else pooled:
+            reduced, not_nans = do_metric_reduction(counts, red)
+            values = self.from_counts(reduced, self.empty)
+            results = [(values[n], not_nans[..., 0] if not_nans.ndim else not_nans) for n in self._names]
+        else:
+            values = self.from_counts(counts, self.empty)
+            results = [do_metric_reduction(values[n], red) for n in self._names]
+        out = [r if self.get_not_nans else r[0] for r in results]
+        return out[0] if isinstance(self.metric_name, str) else out
