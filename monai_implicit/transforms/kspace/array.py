@@ -374,7 +374,17 @@ class RandRetrospectiveUndersample(Randomizable, RetrospectiveUndersample):
         input_format: str = "real",
     ) -> None:
         RetrospectiveUndersample.__init__(
-            self, kind, accel, calib, 0, readout_axis, crop_corner, tol, max_iter, image_format, kspace_format,
+            self,
+            kind,
+            accel,
+            calib,
+            0,
+            readout_axis,
+            crop_corner,
+            tol,
+            max_iter,
+            image_format,
+            kspace_format,
             input_format,
         )
         self.masker = RandUndersamplingMask(kind, accel, calib, num_masks, readout_axis, crop_corner, tol, max_iter)
@@ -468,7 +478,11 @@ class _KspaceNoise:
         if self.domain == "image":
             out = kspace_to_image(k)
             # real data is read as a magnitude image, so the noisy image is the magnitude (Rician, as in MRI)
-            fmt = "complex" if _plain(data).is_complex() else ("magnitude" if self.input_format == "real" else "real_imag")
+            fmt = (
+                "complex"
+                if _plain(data).is_complex()
+                else ("magnitude" if self.input_format == "real" else "real_imag")
+            )
             out = from_complex(out, fmt)
         else:
             out = k if _plain(data).is_complex() else from_complex(k, "real_imag")

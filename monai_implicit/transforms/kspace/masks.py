@@ -199,7 +199,13 @@ def _solve_density(sampler: _PoissonDiscSampler, target: float, lo: float, hi: f
 
 @functools.lru_cache(maxsize=32)
 def _poisson_disk_mask_cached(
-    shape: tuple[int, int], accel: float, calib: tuple[int, int], crop_corner: bool, seed: int, tol: float, max_iter: int
+    shape: tuple[int, int],
+    accel: float,
+    calib: tuple[int, int],
+    crop_corner: bool,
+    seed: int,
+    tol: float,
+    max_iter: int,
 ) -> np.ndarray:
     mask = _poisson_disk_mask(shape, accel, calib, crop_corner, seed, tol, max_iter)
     mask.flags.writeable = False
@@ -436,8 +442,9 @@ def undersampling_mask(
         if d == 2:
             return poisson_disk_mask(shape, accel, calib, crop_corner, seed, tol, max_iter)
         pe_axes = [a for a in range(3) if a != ro]
-        plane = poisson_disk_mask((shape[pe_axes[0]], shape[pe_axes[1]]), accel, calib, crop_corner, seed, tol,
-                                  max_iter)
+        plane = poisson_disk_mask(
+            (shape[pe_axes[0]], shape[pe_axes[1]]), accel, calib, crop_corner, seed, tol, max_iter
+        )
         return np.broadcast_to(np.expand_dims(plane, ro), shape).copy()
     if isinstance(calib, Sequence) and not isinstance(calib, str):
         calib = _as_pair(calib, "calib")[-1]
