@@ -100,10 +100,11 @@ def resolve_spacing(spacing: SpacingLike, batch_size: int, spatial_dims: int) ->
     return [_one_spacing(spacing, spatial_dims, "spacing")] * batch_size
 
 
-def spacing_from_meta(y: Any, spatial_dims: int) -> Optional[list[tuple[float, ...]]]:
-    """Per-case voxel spacing read from a MetaTensor's affine, or None when ``y`` carries no affine.
+def spacing_from_meta(y: Any, spatial_dims: int) -> Union[None, tuple[float, ...], list[tuple[float, ...]]]:
+    """Voxel spacing read from a MetaTensor's affine, or None when ``y`` carries no affine.
 
-    A batched MetaTensor has one affine per case (``(B, 4, 4)``); an unbatched one a single ``(4, 4)`` affine.
+    A batched MetaTensor has one affine per case (``(B, 4, 4)``): one spacing per case is returned. An
+    unbatched one has a single ``(4, 4)`` affine, whose spacing is shared by the whole batch.
     """
     if not isinstance(y, MetaTensor):
         return None
@@ -119,7 +120,7 @@ def spacing_from_meta(y: Any, spatial_dims: int) -> Optional[list[tuple[float, .
         if r < spatial_dims:
             sp = np.concatenate([sp, np.ones(spatial_dims - r)])
         out.append(tuple(float(v) for v in sp))
-    return out
+    return out if affine.ndim == 3 else out[0]
 
 
 @dataclass

@@ -262,8 +262,8 @@ def compute_average_surface_distance(
         include_background: keep class 0 of one-hot inputs / label maps (default False, like MONAI).
         reduction: ``"pooled"`` (default) = mean over the surface voxels of both masks together,
             ``(sum d(p, G) + sum d(g, P)) / (|P| + |G|)`` -- the ASSD of Heimann et al. and
-            ``monai.metrics.compute_average_surface_distance(symmetric=True)``; ``"mean"`` = mean of the two
-            directed averages (medpy ``assd``); ``"max"`` = the larger directed average.
+            ``monai.metrics.compute_average_surface_distance(symmetric=True)`` and medpy ``assd``; ``"mean"`` =
+            mean of the two directed averages; ``"max"`` = the larger directed average.
         directed: only prediction -> ground truth (``monai`` ``symmetric=False``).
         spacing: voxel size in mm: a number, one value per spatial axis, or one such entry per case.
         {empty}
@@ -369,7 +369,8 @@ class AverageSurfaceDistanceMetric(_SurfaceMetric):
 
     Args:
         include_background: keep class 0 of one-hot inputs / label maps (default False).
-        distance_reduction: ``"pooled"`` (default, MONAI symmetric ASD), ``"mean"`` (medpy ``assd``) or ``"max"``.
+        distance_reduction: ``"pooled"`` (default, MONAI symmetric ASD, medpy ``assd``), ``"mean"`` of the two
+            directed averages, or ``"max"``.
         directed: prediction -> ground truth only.
         spacing: default voxel size in mm; the call's ``spacing`` keyword and a MetaTensor affine are used first
             and next, as in :class:`HausdorffPercentileMetric`.
