@@ -1,1 +1,15 @@
-"""monai_implicit.bundles."""
+"""Helpers shared by the MONAI bundles of this package, and a Python API to use a trained bundle.
+
+* :func:`bundle_root`: paths relative to the bundle, whatever the working directory;
+* :func:`ensure_dataset`, :func:`load_datalist`, :class:`CheckLabelValuesd`: embedded data and early, named errors
+  on bad data;
+* :class:`AtomicCheckpointSaver`, :class:`ResumeFromCheckpoint`, :func:`latest_checkpoint`: interruption-safe,
+  resumable training;
+* :func:`select_channels`, :func:`log_training_summary`: config helpers;
+* :func:`load` -> :class:`BundlePredictor`: ``load(bundle_dir).predict(path_or_tensor)``.
+"""
+
+from .checkpoints import AtomicCheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
+from .data import CheckLabelValuesD, CheckLabelValuesd, CheckLabelValuesDict, ensure_dataset, load_datalist
+from .paths import bundle_root, bundle_root_of_config
+from .utils import log_training_summary, select_channels

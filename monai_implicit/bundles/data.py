@@ -1,0 +1,165 @@
+"""Dataset preparation and checks shared by the bundles: embedded synthetic data, datalist checks, label checks.
+
+A bundle run must fail early, naming the offending file, when its data is wrong, instead of failing deep inside a
+DataLoader worker (or worse, training on wrong labels).  These helpers are what the bundles' ``initialize`` and
+transform chains call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import load_decathlon_datalist
+from monai.transforms import MapTransform
+
+__all__ = ["ensure_dataset", "load_datalist", "CheckLabelValuesd", "CheckLabelValuesD", "CheckLabelValuesDict"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+def _same_path(a: PathLike, b: PathLike) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def ensure_dataset(
+    dataset_dir: PathLike,
+    synthetic_dir: Optional[PathLike] = None,
+    generator: Optional[Callable[..., Any]] = None,
+    real_data_hint: str = "",
+    datalist_name: str = "dataset.json",
+    **generator_kwargs: Any,
+) -> str:
+    """Return the datalist of ``dataset_dir``, generating the bundle's embedded synthetic dataset when appropriate.
+
+    * ``dataset_dir`` holds ``datalist_name``: nothing to do.
+    * ``dataset_dir`` is the bundle's embedded-data folder ``synthetic_dir`` and holds no complete dataset:
+      ``generator(dataset_dir, overwrite=True, **generator_kwargs)`` writes one (e.g.
+      :func:`monai_implicit.data.make_lits_like_dataset`) and ``real_data_hint`` is logged, telling the user how
+      to point the bundle at real data.
+    * otherwise a FileNotFoundError names the missing folder or datalist (with the hint).
+
+    Returns:
+        The absolute path of the datalist.
+    """
+    folder = Path(dataset_dir).expanduser()
+    datalist = folder / datalist_name
+    if datalist.is_file():
+        return str(datalist.resolve())
+    hint = f" {real_data_hint}" if real_data_hint else ""
+    if synthetic_dir is not None and _same_path(folder, synthetic_dir):
+        if generator is None:
+            raise ValueError("ensure_dataset: synthetic_dir is set but no generator was given.")
+        logger.warning(f"no dataset in {folder}: generating the embedded synthetic dataset there.{hint}")
+        folder.mkdir(parents=True, exist_ok=True)
+        generator(folder, overwrite=True, **generator_kwargs)
+        if not datalist.is_file():
+            raise RuntimeError(f"the dataset generator did not write {datalist}.")
+        return str(datalist.resolve())
+    if not folder.exists():
+        raise FileNotFoundError(f"dataset_dir {str(folder)!r} does not exist.{hint}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"dataset_dir {str(folder)!r} is not a folder.{hint}")
+    raise FileNotFoundError(
+        f"dataset_dir {str(folder)!r} has no {datalist_name} (MSD layout: imagesTr/, labelsTr/, {datalist_name}).{hint}"
+    )
+
+
+def _check_readable(path: str) -> None:
+    """Open the header of a NIfTI file (cheap) so that a corrupt file is reported before training starts."""
+    if path.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        try:
+            header = nib.load(path).header
+            _ = header.get_data_shape(), header.get_zooms()
+        except Exception as e:  # nibabel raises several types for truncated or non-NIfTI files
+            raise ValueError(f"cannot read image {path!r}: {type(e).__name__}: {e}") from e
+    elif os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"image {path!r} is an empty file.")
+
+
+def load_datalist(
+    datalist_file: PathLike,
+    keys: Sequence[str] = ("image", "label"),
+    data_list_key: str = "training",
+    base_dir: Optional[PathLike] = None,
+    check_headers: bool = True,
+) -> list[dict]:
+    """``monai.data.load_decathlon_datalist`` plus a check that every file of ``keys`` exists and can be read.
+
+    Args:
+        datalist_file: MSD-style JSON.
+        keys: entries whose paths are checked (``("image",)`` for an inference list).
+        data_list_key: ``"training"``, ``"validation"``, ``"test"``...
+        base_dir: folder the relative paths are resolved against (default: the datalist's folder).
+        check_headers: also open the NIfTI headers (fast; catches truncated or non-image files).
+
+    Raises:
+        FileNotFoundError: the datalist or one of its files does not exist (the message names it).
+        ValueError: an entry misses a key, or a file cannot be read (the message names it).
+    """
+    if not os.path.isfile(datalist_file):
+        raise FileNotFoundError(f"datalist {str(datalist_file)!r} does not exist.")
+    items = load_decathlon_datalist(str(datalist_file), True, data_list_key, base_dir)
+    if not items:
+        raise ValueError(f"datalist {str(datalist_file)!r} has no entries under {data_list_key!r}.")
+    for i, item in enumerate(items):
+        for key in keys:
+            if key not in item:
+                raise ValueError(f"entry {i} of {str(datalist_file)!r} has no {key!r}: {item}.")
+            for path in item[key] if isinstance(item[key], (list, tuple)) else [item[key]]:
+                if not os.path.exists(path):
+                    raise FileNotFoundError(f"{key} {path!r} (entry {i} of {str(datalist_file)!r}) does not exist.")
+                if check_headers:
+                    _check_readable(path)
+    return items
+
+
+class CheckLabelValuesd(MapTransform):
+    """Raise a ValueError naming the file when a label holds values outside ``allowed`` (MONAI dictionary transform).
+
+    A label map with an unexpected class (e.g. a dataset with a separate vessel label, or a probability map saved
+    as a label) would otherwise silently corrupt one-hot encoding and the loss.  Place it right after loading.
+
+    Args:
+        keys: label keys; each value is a tensor / array of any shape (MetaTensor: its ``filename_or_obj`` is used
+            in the message).
+        allowed: the admissible label values (``(0, 1, 2)`` for background / liver / tumour).
+        allow_missing_keys: do not raise if a key is absent.
+
+    Returns the data unchanged.
+    """
+
+    def __init__(self, keys: KeysCollection, allowed: Sequence[int], allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(allowed) == 0:
+            raise ValueError("allowed must list at least one label value.")
+        self.allowed = tuple(sorted(float(a) for a in allowed))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value = d[key]
+            values = torch.unique(torch.as_tensor(value)) if isinstance(value, torch.Tensor) else np.unique(value)
+            values = [float(v) for v in values]
+            unexpected = [v for v in values if v not in self.allowed]
+            if unexpected:
+                name = getattr(value, "meta", {}).get("filename_or_obj", None) or d.get(f"{key}_meta_dict", {}).get(
+                    "filename_or_obj", "<in memory>"
+                )
+                raise ValueError(
+                    f"{key} {name!r} has values {unexpected[:10]} outside the expected classes {list(self.allowed)}."
+                )
+        return d
+
+
+CheckLabelValuesD = CheckLabelValuesDict = CheckLabelValuesd
