@@ -115,9 +115,13 @@ def from_complex(x: torch.Tensor, fmt: str = "magnitude") -> torch.Tensor:
 
 
 def image_to_kspace(x: torch.Tensor) -> torch.Tensor:
-    """Orthonormal centred FFT over all spatial axes of a complex ``(C, *spatial)`` tensor (MONAI's fftn_centered)."""
+    """Orthonormal centred FFT over all spatial axes of a real or complex ``(C, *spatial)`` tensor (MONAI's
+    fftn_centered); returns complex ``(C, *spatial)``."""
     d = x.ndim - 1
-    out = fftn_centered(torch.view_as_real(x.contiguous()), spatial_dims=d, is_complex=True)
+    if x.is_complex():
+        out = fftn_centered(torch.view_as_real(x.contiguous()), spatial_dims=d, is_complex=True)
+    else:
+        out = fftn_centered(x, spatial_dims=d, is_complex=False)
     return torch.view_as_complex(out.contiguous())
 
 
@@ -336,19 +340,30 @@ class RetrospectiveUndersample(Transform):
 
     def __call__(self, img: NdarrayOrTensor, mask: NdarrayOrTensor | None = None) -> UndersampledImage:
         img = convert_to_tensor(img, track_meta=get_track_meta()) if isinstance(img, torch.Tensor) else img
-        x = to_complex(img, self.input_format)
-        _check_spatial(x, (2, 3), "image")
-        spatial = tuple(x.shape[1:])
-        if mask is None:
-            m = torch.from_numpy(self.masker.spatial_mask(spatial)).to(device=x.device, dtype=x.real.dtype)[None]
+        plain = _plain(img)
+        if not plain.is_complex() and self.input_format == "real":
+            # a real image is transformed as is (MONAI's real-input FFT) instead of being promoted to complex
+            ref = plain.to(torch.float64 if plain.dtype == torch.float64 else torch.float32)
         else:
-            m = _mask_as_tensor(mask, spatial, x.shape[0], x)
-        kspace = image_to_kspace(x) * m
+            ref = to_complex(plain, self.input_format)
+        _check_spatial(ref, (2, 3), "image")
+        spatial = tuple(ref.shape[1:])
+        if mask is None:
+            m = torch.from_numpy(self.masker.spatial_mask(spatial)).to(device=ref.device, dtype=ref.real.dtype)[None]
+        else:
+            m = _mask_as_tensor(mask, spatial, ref.shape[0], ref)
+        kspace = image_to_kspace(ref) * m
         zero_filled = kspace_to_image(kspace)
         kspace_out = kspace if self.kspace_format == "complex" else from_complex(kspace, "real_imag")
+        if not ref.is_complex() and self.image_format == "magnitude":
+            target = ref.abs()
+        else:
+            target = from_complex(
+                ref if ref.is_complex() else torch.complex(ref, torch.zeros_like(ref)), self.image_format
+            )
         return UndersampledImage(
             image=_restore(from_complex(zero_filled, self.image_format), img),
-            target=_restore(from_complex(x, self.image_format), img),
+            target=_restore(target, img),
             kspace=_restore(kspace_out, img),
             mask=_restore(m, img),
         )
