@@ -55,13 +55,20 @@ def bench_masks(size: int, accel: float, calib: int, repeats: int) -> dict:
     ours_t, ours_acc, peer_t, peer_acc = [], [], [], []
     for r in range(repeats):
         t, m = _time(poisson_disk_mask, shape, accel, calib, seed=r)
+        ours_mask = m
         ours_t.append(t)
         ours_acc.append(m.size / m.sum())
         if sigpy_poisson is not None:
             t, m = _time(sigpy_poisson, shape, accel, calib=(calib, calib), seed=r)
+            peer_mask = m
             peer_t.append(t)
             peer_acc.append(m.size / np.abs(m).sum())
     cached = [_time(poisson_disk_mask, shape, accel, calib, seed=0)[0] for _ in range(repeats)]
+    # sampling density in rings of normalised radius: the two variable-density profiles should agree
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    radius = np.hypot((y - shape[0] // 2) / (shape[0] / 2), (x - shape[1] // 2) / (shape[1] / 2))
+    edges = [0.0, 0.25, 0.5, 0.75, 1.0]
+    rings = [(radius >= a) & (radius < b) for a, b in zip(edges[:-1], edges[1:])]
     result = {
         "shape": list(shape),
         "accel": accel,
@@ -70,6 +77,8 @@ def bench_masks(size: int, accel: float, calib: int, repeats: int) -> dict:
         "ours_s": statistics.median(ours_t),
         "ours_achieved_accel": [round(min(ours_acc), 3), round(max(ours_acc), 3)],
         "ours_cached_s": statistics.median(cached),
+        "ring_edges": edges,
+        "ours_ring_density": [round(float(ours_mask[r].mean()), 4) for r in rings],
     }
     if sigpy_poisson is None:
         result.update({"sigpy_s": None, "speedup_vs_sigpy": None, "note": "sigpy not installed: pip install sigpy"})
@@ -79,6 +88,7 @@ def bench_masks(size: int, accel: float, calib: int, repeats: int) -> dict:
                 "sigpy_s": statistics.median(peer_t),
                 "sigpy_achieved_accel": [round(min(peer_acc), 3), round(max(peer_acc), 3)],
                 "speedup_vs_sigpy": statistics.median(peer_t) / statistics.median(ours_t),
+                "sigpy_ring_density": [round(float(np.abs(peer_mask)[r].mean()), 4) for r in rings],
             }
         )
     return result

@@ -190,8 +190,11 @@ class UndersamplingMask(Transform):
         _check_choice(kind, MASK_KINDS, "kind")
         if isinstance(accel, bool) or not isinstance(accel, (int, float)) or not math.isfinite(accel) or accel <= 1:
             raise ValueError(f"accel must be a finite number > 1, got {accel!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise TypeError(f"seed must be a non-negative int, got {seed!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise TypeError(
+                f"seed must be a non-negative int (a fixed mask; use RandUndersamplingMask for a new mask per sample), "
+                f"got {seed!r}."
+            )
         self.kind = kind
         self.accel = float(accel)
         self.calib = tuple(calib) if isinstance(calib, Sequence) else calib
