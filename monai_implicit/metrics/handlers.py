@@ -1,5 +1,8 @@
 """Ignite handlers for the metrics of this package, usable in MONAI bundle configs and with ``MetricsSaver``.
 
+They report the evaluation metrics of NeRD (seeds/001 Sec. 4: LDice, LTPR, LFPR, HD95, ASD) and of the
+micro-bubble localisation study (seeds/004 Sec. 4: F1 with a localisation tolerance) during validation.
+
 Each handler wraps one ``CumulativeIterationMetric`` in ``monai.handlers.IgniteMetricHandler`` exactly like
 MONAI's own ``HausdorffDistance`` handler, e.g. in an ``evaluate.json``::
 

@@ -382,6 +382,10 @@ class LesionWiseMetric(CountMetric):
         get_not_nans: bool = False,
     ) -> None:
         super().__init__(metric_name, empty, pooled, reduction, get_not_nans)
+        valid = {int(ndimage.generate_binary_structure(d, r).sum()) - 1 for d in (1, 2, 3) for r in range(1, d + 1)}
+        if connectivity is not None and (isinstance(connectivity, bool) or connectivity not in valid):
+            raise ValueError(f"connectivity must be None or one of {sorted(valid)} (neighbour count), "
+                             f"got {connectivity!r}.")
         self.include_background = include_background
         self.connectivity = connectivity
         self.min_lesion_volume = min_lesion_volume

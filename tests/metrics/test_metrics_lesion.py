@@ -272,5 +272,7 @@ def test_bad_inputs():
         compute_lesion_counts(g, g, spacing=(1.0, 1.0))
     with pytest.raises(ValueError, match="metric_name"):
         LesionWiseMetric(metric_name="lfpr")
+    with pytest.raises(ValueError, match="connectivity"):
+        LesionWiseMetric(connectivity=10)
     with pytest.raises(ValueError, match="empty"):
         compute_lesion_wise(g, g, empty="zero")
