@@ -8,7 +8,8 @@ and pays only for the taps it uses.
 
 Robustness over the authors' code (REFERENCE.md Sec. 3): the mask width ``s_d`` is
 ``s_min + (s_max - s_min) sigmoid(rho_d)``, hence always in ``[s_min, s_max]`` with ``s_min > 0``: no division by
-zero, no NaN whatever the optimiser does (the authors' unconstrained ``s`` goes to 0 and gives NaN).
+zero, no NaN whatever the optimiser does (the authors' unconstrained ``s`` goes to 0 and gives NaN); the centre
+``m_d = tanh(offset_d)`` stays inside the grid, so the mask cannot drift off the kernel and silence the layer.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class FlexConv(ContinuousKernelConv):
         self.register_buffer("mask_sigma_max", torch.tensor(hi), persistent=True)
         frac = torch.tensor([(s - a) / (b - a) for a, s, b in zip(lo, init, hi)])
         self.mask_rho = nn.Parameter(torch.log(frac) - torch.log1p(-frac))  # logit: sigma(rho) = init
-        self.mask_mean = nn.Parameter(torch.zeros(spatial_dims))
+        self.mask_offset = nn.Parameter(torch.zeros(spatial_dims))  # mask centre = tanh(offset), inside the grid
         self.mask_threshold = float(mask_threshold)
         self.crop = bool(crop)
         # the crop radius, in units of s, beyond which exp(-r^2 / 2) <= threshold
@@ -116,13 +117,18 @@ class FlexConv(ContinuousKernelConv):
 
     # ------------------------------------------------------------------ mask
     @property
+    def mask_mean(self) -> torch.Tensor:
+        """Mask centres ``m`` ``(D,)`` = ``tanh(mask_offset)``, always inside the grid ``(-1, 1)``."""
+        return torch.tanh(self.mask_offset)
+
+    @property
     def mask_sigma(self) -> torch.Tensor:
         """Mask widths ``s`` ``(D,)``, always in ``[s_min, s_max]``."""
         return self.mask_sigma_min + (self.mask_sigma_max - self.mask_sigma_min) * torch.sigmoid(self.mask_rho)
 
     def mask_parameters(self) -> Iterator[nn.Parameter]:
         """The mask parameters (the paper trains them at 0.1x the learning rate; see :func:`flexconv_param_groups`)."""
-        yield self.mask_mean
+        yield self.mask_offset
         yield self.mask_rho
 
     def mask(self, coords: torch.Tensor) -> torch.Tensor:
