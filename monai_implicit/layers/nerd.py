@@ -33,7 +33,7 @@ switched to ``"global"`` for sliding-window inference without retraining.
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -246,7 +246,9 @@ class NeRDHead(nn.Module):
     batch of one in patch mode and broadcast over the batch; in eval mode without gradients its output is cached per
     (spatial size, dtype, device) and recomputed when a parameter changes (optimizer step, ``load_state_dict``: the
     key includes every MLP parameter's autograd version counter, as for ``ImplicitConv``).  Global-mode windows all
-    have different positions and are not cached.
+    have different positions and are not cached.  The paper does not give the MLP's widths or activation; the
+    defaults here (two hidden layers of 32, LeakyReLU(0.1) so that no unit dies on the low-dimensional position
+    input) cost about 2.2k multiply-adds per voxel, negligible next to the U-Net.
 
     Args:
         spatial_dims: 1, 2 or 3.
@@ -355,8 +357,8 @@ class NeRDHead(nn.Module):
         self.invalidate_cache()
         return super().train(mode)
 
-    def _apply(self, fn, *args, **kwargs):  # .to()/.half()/.cuda(): cached tensors would be stale
-        self.invalidate_cache()
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any) -> NeRDHead:
+        self.invalidate_cache()  # .to()/.half()/.cuda(): a cached map would keep the old device/dtype alive
         return super()._apply(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ forward

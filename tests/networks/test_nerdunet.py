@@ -18,7 +18,7 @@ def randomise_head(net, seed=0):
     return net
 
 
-@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
 @pytest.mark.parametrize("head", ["nerdc", "nerdm"])
 @pytest.mark.parametrize("backbone", ["plain", "hyper"])
 def test_shapes(spatial_dims, head, backbone):

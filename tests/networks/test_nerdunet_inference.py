@@ -72,6 +72,11 @@ def test_sliding_window_global_mode(head):
                 win = image[..., i : i + 8, j : j + 8]
                 manual[..., i : i + 8, j : j + 8] = net(win, torch.tensor([[i, j]] * 2), [16, 24])
         torch.testing.assert_close(out, manual, rtol=1e-5, atol=1e-5)
+        # buffered sliding windows pass their slices in another order and with NumPy integers
+        buffered = sliding_window_inference(
+            image, (8, 8), 3, net, overlap=0.0, with_coord=True, image_size=(16, 24), buffer_steps=1, buffer_dim=-1
+        )
+        torch.testing.assert_close(buffered, out, rtol=1e-5, atol=1e-5)
         net.position = "patch"
         patch_out = sliding_window_inference(image, (8, 8), 3, net, overlap=0.0)
     assert not torch.allclose(out, patch_out)  # the global positions did change the result
