@@ -2,3 +2,5 @@
 
 from .grids import as_kernel_size, as_spacing, check_spatial_dims, kernel_grid
 from .hyper import HyperKernel
+from .siren import SirenKernel
+from .magnet import MAGNetKernel

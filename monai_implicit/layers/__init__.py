@@ -3,3 +3,6 @@
 from .hyperconv import HyperConv
 from .implicit_conv import ImplicitConv, same_padding
 from .nerd import NeRDc, NeRDHead, NeRDm, PositionEncoding, position_encoding, window_origins
+from .fft_conv import conv_nd, fft_conv, fft_is_faster
+from .ckconv import CKConv, ContinuousKernelConv
+from .flexconv import FlexConv, flexconv_param_groups

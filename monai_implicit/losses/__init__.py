@@ -1,1 +1,2 @@
 """monai_implicit.losses."""
+from .aliasing import alias_free_penalty
