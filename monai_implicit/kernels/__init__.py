@@ -4,3 +4,4 @@ from .grids import as_kernel_size, as_spacing, check_spatial_dims, kernel_grid
 from .hyper import HyperKernel
 from .siren import SirenKernel
 from .magnet import MAGNetKernel
+from .gaussian_derivatives import GaussianDerivativeBasis, derivative_orders, gaussian_derivatives_1d, njet_kernel_size

@@ -6,3 +6,4 @@ from .nerd import NeRDc, NeRDHead, NeRDm, PositionEncoding, position_encoding, w
 from .fft_conv import conv_nd, fft_conv, fft_is_faster
 from .ckconv import CKConv, ContinuousKernelConv
 from .flexconv import FlexConv, flexconv_param_groups
+from .njet import NJetConv, njet_param_groups, sigmas

@@ -32,7 +32,7 @@ from monai_implicit.kernels.gaussian_derivatives import GaussianDerivativeBasis
 from monai_implicit.kernels.hyper import conv_init_variance
 from monai_implicit.layers.implicit_conv import ImplicitConv
 
-__all__ = ["NJetConv", "NJET_PATHS", "sigmas"]
+__all__ = ["NJetConv", "NJET_PATHS", "sigmas", "njet_param_groups"]
 
 NJET_PATHS = ("auto", "dense", "separable")
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -342,3 +342,28 @@ def sigmas(net: nn.Module) -> list[tuple[str, float, tuple[int, ...]]]:
             out.append((name, sigma, module.basis.kernel_size(sigma)))
     return out
 
+
+
+def njet_param_groups(
+    net: nn.Module, lr: float, sigma_lr_factor: float = 1.0, sigma_weight_decay: float = 0.0
+) -> list[dict]:
+    """Optimizer parameter groups with the N-Jet scales apart from every other parameter.
+
+    The scales usually want no weight decay (it would pull every sigma back to its initial value) and may want
+    their own learning rate; the paper applies L2 regularisation to the alphas only (seeds/003 Sec. 4.1).
+
+    Returns:
+        ``[{"params": others, "lr": lr}, {"params": scales, "lr": sigma_lr_factor * lr,
+        "weight_decay": sigma_weight_decay}]`` for ``torch.optim`` (frozen scales are left out).
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"njet_param_groups expects an nn.Module, got {type(net).__name__}.")
+    if not lr > 0 or not sigma_lr_factor > 0:
+        raise ValueError(f"lr and sigma_lr_factor must be positive, got {lr!r} and {sigma_lr_factor!r}.")
+    scales = [m.raw_sigma for m in net.modules() if isinstance(m, NJetConv) and m.raw_sigma.requires_grad]
+    ids = {id(p) for p in scales}
+    others = [p for p in net.parameters() if id(p) not in ids]
+    return [
+        {"params": others, "lr": lr},
+        {"params": scales, "lr": sigma_lr_factor * lr, "weight_decay": sigma_weight_decay},
+    ]

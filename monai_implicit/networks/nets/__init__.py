@@ -4,3 +4,4 @@ from .hyperunet import FlatCNN, FlatHyperCNN, HyperUNet, hyper_conv
 from .unet import ConvBlock, ConvUNet, NonLocalBlock, PlainUNet, plain_conv
 from .nerdunet import NeRDUNet, nerd_head
 from .flexunet import FlexUNet, flex_conv
+from .njetunet import NJetUNet, njet_conv
