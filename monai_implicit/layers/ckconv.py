@@ -122,7 +122,7 @@ class CKConv(ContinuousKernelConv):
     measured crossover (about k = 131 for 1D RF lines on CPU) the convolution runs by FFT.
 
     Parameters: the kernel network's (``(D + 1) H + (H + 1) H + (H + 1) C_in C_out`` for SIREN with 2 layers) plus
-    ``C_out`` for the bias: 1,088 + 33 C_in C_out + C_out in 1D, whatever ``kernel_size``.
+    ``C_out`` for the bias: 1,120 + 33 C_in C_out + C_out in 1D, whatever ``kernel_size``.
 
     Args:
         spatial_dims: 1, 2 or 3.
