@@ -1,7 +1,8 @@
 """Networks following MONAI conventions (spatial_dims first)."""
 
-from .hyperunet import FlatCNN, FlatHyperCNN, HyperUNet, hyper_conv
-from .unet import ConvBlock, ConvUNet, NonLocalBlock, PlainUNet, plain_conv
-from .nerdunet import NeRDUNet, nerd_head
+from .ckcnn import CKCNN
 from .flexunet import FlexUNet, flex_conv
+from .hyperunet import FlatCNN, FlatHyperCNN, HyperUNet, hyper_conv
+from .nerdunet import NeRDUNet, nerd_head
 from .njetunet import NJetUNet, njet_conv
+from .unet import ConvBlock, ConvUNet, NonLocalBlock, PlainUNet, plain_conv

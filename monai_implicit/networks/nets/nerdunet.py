@@ -163,19 +163,6 @@ class NeRDUNet(ConvUNet):
     def position(self, mode: str) -> None:
         self.head.position = mode
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last decoder features ``(B, f_0, *S)``: :class:`ConvUNet`'s forward without the head."""
-        x = self.input_block(x)
-        skips: List[torch.Tensor] = []
-        for level in self.encoder:
-            x = level(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.non_local(self.bottleneck(x))
-        for i, level in enumerate(self.decoder):
-            x = level(x, skips[len(skips) - 1 - i])
-        return x
-
     def forward(
         self, x: torch.Tensor, coords: Optional[torch.Tensor] = None, image_size: Optional[List[int]] = None
     ) -> torch.Tensor:
@@ -188,7 +175,7 @@ class NeRDUNet(ConvUNet):
             coords, image_size = self._global_arguments(x, coords, image_size)
         if image_size is None:
             image_size = self.image_size
-        return self.head(self.features(x), coords, image_size)
+        return self.head(self.forward_features(x), coords, image_size)
 
     def _global_arguments(self, x: torch.Tensor, coords: Any, image_size: Any) -> tuple:
         """Eager-mode conversion of sliding_window_inference's window slices and of any image_size sequence."""

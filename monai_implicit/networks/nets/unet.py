@@ -215,6 +215,11 @@ class ConvUNet(nn.Module):
                 f"{self.net_name} expects input (B, {self.in_channels}, *spatial) with {self.spatial_dims} "
                 f"spatial dims, got shape {list(x.shape)}."
             )
+        return self.head(self.forward_features(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last decoder features ``(B, f_0, *S)``: the network without its head (heads that need more than
+        the features, such as NeRD's positions, call this and then their head)."""
         x = self.input_block(x)
         skips: list[torch.Tensor] = []
         for level in self.encoder:
@@ -224,7 +229,7 @@ class ConvUNet(nn.Module):
         x = self.non_local(self.bottleneck(x))
         for i, level in enumerate(self.decoder):
             x = level(x, skips[len(skips) - 1 - i])
-        return self.head(x)
+        return x
 
 
 class PlainUNet(ConvUNet):
