@@ -10,6 +10,16 @@
 """
 
 from .checkpoints import AtomicCheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
-from .data import CheckLabelValuesD, CheckLabelValuesd, CheckLabelValuesDict, ensure_dataset, load_datalist
+from .data import (
+    CheckLabelValuesD,
+    CheckLabelValuesd,
+    CheckLabelValuesDict,
+    ensure_dataset,
+    image_datalist,
+    load_datalist,
+)
+from .export import BakeForExport
 from .paths import bundle_root, bundle_root_of_config
+from .predictor import BundlePredictor, load
+from .robustness import noise_robustness, plot_robustness
 from .utils import log_training_summary, select_channels

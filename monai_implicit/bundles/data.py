@@ -19,7 +19,10 @@ from monai.config import KeysCollection
 from monai.data import load_decathlon_datalist
 from monai.transforms import MapTransform
 
-__all__ = ["ensure_dataset", "load_datalist", "CheckLabelValuesd", "CheckLabelValuesD", "CheckLabelValuesDict"]
+__all__ = [
+    "ensure_dataset", "load_datalist", "image_datalist",
+    "CheckLabelValuesd", "CheckLabelValuesD", "CheckLabelValuesDict",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def ensure_dataset(
     * ``dataset_dir`` is the bundle's embedded-data folder ``synthetic_dir`` and holds no complete dataset:
       ``generator(dataset_dir, overwrite=True, **generator_kwargs)`` writes one (e.g.
       :func:`monai_implicit.data.make_lits_like_dataset`) and ``real_data_hint`` is logged, telling the user how
-      to point the bundle at real data.
+      to point the bundle at real data.  Under ``torch.distributed`` (every rank must call it) only rank 0 writes.
     * otherwise a FileNotFoundError names the missing folder or datalist (with the hint).
 
     Returns:
@@ -52,10 +55,28 @@ def ensure_dataset(
     """
     folder = Path(dataset_dir).expanduser()
     datalist = folder / datalist_name
+    synthetic = synthetic_dir is not None and _same_path(folder, synthetic_dir)
+    if synthetic and torch.distributed.is_available() and torch.distributed.is_initialized():
+        # every rank calls this once: rank 0 writes, the others wait for it instead of writing the same files
+        if torch.distributed.get_rank() == 0:
+            _ensure(folder, datalist, synthetic, generator, real_data_hint, generator_kwargs)
+        torch.distributed.barrier()
+    return _ensure(folder, datalist, synthetic, generator, real_data_hint, generator_kwargs)
+
+
+def _ensure(
+    folder: Path,
+    datalist: Path,
+    synthetic: bool,
+    generator: Optional[Callable[..., Any]],
+    real_data_hint: str,
+    generator_kwargs: dict,
+) -> str:
+    datalist_name = datalist.name
     if datalist.is_file():
         return str(datalist.resolve())
     hint = f" {real_data_hint}" if real_data_hint else ""
-    if synthetic_dir is not None and _same_path(folder, synthetic_dir):
+    if synthetic:
         if generator is None:
             raise ValueError("ensure_dataset: synthetic_dir is set but no generator was given.")
         logger.warning(f"no dataset in {folder}: generating the embedded synthetic dataset there.{hint}")
@@ -163,3 +184,18 @@ class CheckLabelValuesd(MapTransform):
 
 
 CheckLabelValuesD = CheckLabelValuesDict = CheckLabelValuesd
+
+
+def image_datalist(folder: PathLike, pattern: str = "*.nii*", key: str = "image") -> list[dict]:
+    """``[{key: path}, ...]`` for the files of ``folder`` matching the glob ``pattern`` (sorted; ``**`` recurses).
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist or nothing matches (the message names both).
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"input folder {str(root)!r} does not exist or is not a folder.")
+    files = sorted(str(p) for p in root.glob(pattern) if p.is_file() and ".part" not in p.name)
+    if not files:
+        raise FileNotFoundError(f"no file matches {pattern!r} in {str(root)!r}.")
+    return [{key: f} for f in files]
