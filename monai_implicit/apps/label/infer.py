@@ -2,7 +2,7 @@
 
 The task uses the bundle's ``configs/inference.json`` (network, preprocessing, sliding-window inferer) and
 ``models/model.pt`` through the package's predictor, which bakes the implicit convolutions into plain ones and
-returns the label map in the input's own voxel grid.  It imports neither torchvision nor MONAI Label's bundle
+returns the label map in the input's own voxel grid.  It needs neither torchvision nor MONAI Label's bundle
 helpers, and never downloads anything.  The loaded predictor is kept per device and reloaded when the checkpoint
 file changes (e.g. after training from MONAI Label).
 """

@@ -11,7 +11,9 @@ App options (``--conf KEY VALUE``):
 
 Every bundle becomes an infer task (``/infer/<name>``, labels from the bundle's ``channel_def``) and, when it has a
 ``configs/train.json``, a train task (``/train/<name>``) that runs that config.  The app never downloads (no model
-zoo, no pre-trained weights) and imports neither torchvision nor MONAI Label's bundle tasks.  MONAI Label loads
+zoo, no pre-trained weights) and does not use MONAI Label's bundle tasks, which need torchvision: nothing but
+MONAI's own guarded probes at ``import monai`` tries to import torchvision, so a missing or broken (CPU/CUDA
+mismatched) torchvision does not matter.  MONAI Label loads
 this file by path, so it only uses absolute imports.
 """
 
@@ -90,7 +92,12 @@ class MonaiImplicitApp(MONAILabelApp):
             if not image:
                 raise HTTPException(status_code=400, detail="no image given (?image=<id> or an uploaded file).")
             if not os.path.exists(image) and not datastore.get_image_uri(image):
-                raise HTTPException(status_code=404, detail=f"image {image!r} is not in the datastore {self.studies}.")
+                known = sorted(datastore.list_images())
+                raise HTTPException(
+                    status_code=404,
+                    detail=f"image {image!r} is not in the datastore {self.studies} ({len(known)} images: "
+                    f"{known[:10]}{' ...' if len(known) > 10 else ''}).",
+                )
         return super().infer(request, datastore)
 
     def train(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,274 @@
+"""Integration test: ``monailabel start_server`` with the app, the hyperunet_lits bundle and synthetic studies.
+
+The bundle is a temporary copy of ``bundles/hyperunet_lits`` with a tiny network and coarse voxel grid written into
+its inference and train configs; its starting weights are the initialised network saved as ``models/model.pt``.
+The server runs with proxies pointing at a closed port (any download would fail) and with a ``torchvision`` that
+fails on import (as one built for another torch does) and records who tried to import it: the test also shows that
+the app works offline, that a broken torchvision does not matter, and that nothing but MONAI's guarded
+``optional_import`` probes (run by ``import monai`` itself) ever tries to import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("monailabel") is None,
+        reason="MONAI Label is not installed (pip install --no-deps monailabel==0.8.5 itk==5.4.7 pydicom-seg==0.4.1 "
+        "&& pip install -e '.[label]')",
+    ),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "monai_implicit" / "apps" / "label"
+BUNDLE = REPO / "bundles" / "hyperunet_lits"
+MODEL = "hyperunet_lits"
+# a few thousand parameters and 16x16x8 resampled volumes: one epoch is a few seconds on a CPU
+TINY_NETWORK = {"features": 2, "input_features": 2, "depth": 1, "dropout": 0.0}
+TINY_GRID = {"pixdim": [5.0, 5.0, 6.0], "patch_size": [8, 8, 8]}
+STARTUP_TIMEOUT = 300.0
+TRAIN_TIMEOUT = 600.0
+
+# a torchvision that fails the way one built for another torch does; it records who tried to import it
+BROKEN_TORCHVISION = """import os, sys
+frame = sys._getframe(1)
+while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
+    frame = frame.f_back
+with open(os.environ["MONAI_IMPLICIT_TORCHVISION_MARKER"], "a") as f:
+    f.write(f"{frame.f_code.co_filename}:{frame.f_code.co_name}\\n" if frame else "?\\n")
+raise RuntimeError("operator torchvision::nms does not exist (torchvision does not match this torch)")
+"""
+# MONAI probes optional packages when it is imported (monai.utils.optional_import catches any error): the only
+# import attempts allowed
+GUARDED_IMPORTER = os.path.join("monai", "utils", "module.py") + ":optional_import"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tiny_bundle(dst: Path) -> None:
+    shutil.copytree(BUNDLE, dst, ignore=shutil.ignore_patterns("data", "models", "logs", "eval", "__pycache__"))
+    for name in ("inference.json", "train.json"):
+        path = dst / "configs" / name
+        config = json.loads(path.read_text())
+        config["network_def"].update(TINY_NETWORK)
+        config.update(TINY_GRID)
+        path.write_text(json.dumps(config, indent=2))
+
+
+def _initial_checkpoint(bundle: Path) -> None:
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def")
+    (bundle / "models").mkdir()
+    torch.save(network.state_dict(), bundle / "models" / "model.pt")
+
+
+def _studies(tmp: Path) -> Path:
+    from monai_implicit.data import make_lits_like_dataset
+
+    datalist = make_lits_like_dataset(tmp / "synthetic", num_cases=4, fov_mm=(80, 80, 48), spacing=(2.5, 2.5, 3.0))
+    studies = tmp / "studies"
+    (studies / "labels" / "final").mkdir(parents=True)
+    for i, item in enumerate(json.loads(datalist.read_text())["training"]):
+        shutil.copy(datalist.parent / item["image"], studies)
+        if i < 3:  # liver_3 stays unlabelled: the image we annotate
+            shutil.copy(datalist.parent / item["label"], studies / "labels" / "final")
+    return studies
+
+
+def _bundle_inference(bundle: Path, image: Path, out: Path) -> np.ndarray:
+    """The bundle's own inference.json run by MONAI (unbaked network, bundle post-processing and writer)."""
+    from monai.bundle import ConfigWorkflow
+
+    workflow = ConfigWorkflow(
+        config_file=str(bundle / "configs" / "inference.json"),
+        workflow_type="infer",
+        bundle_root=str(bundle),
+        datalist=[{"image": str(image)}],
+        output_dir=str(out),
+        num_workers=0,
+        device="$torch.device('cpu')",
+    )
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    (written,) = out.glob("*_seg.nii.gz")
+    return np.asarray(nib.load(written).dataobj)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill the server and everything it started (training processes), by PID."""
+    import psutil
+
+    try:
+        parent = psutil.Process(process.pid)
+        family = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        family = []
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=30)
+    process.wait(timeout=30)
+
+
+def test_server_infer_train_and_errors(tmp_path):
+    import requests
+
+    bundles = tmp_path / "bundles"
+    bundle = bundles / MODEL
+    _tiny_bundle(bundle)
+    _initial_checkpoint(bundle)
+    studies = _studies(tmp_path)
+    app = tmp_path / "app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "lib", "logs", "bin"))
+    blocked = tmp_path / "blocked"
+    (blocked / "torchvision").mkdir(parents=True)
+    (blocked / "torchvision" / "__init__.py").write_text(BROKEN_TORCHVISION)
+    marker = tmp_path / "torchvision_imports.txt"
+
+    port = _free_port()
+    dead_proxy = "http://127.0.0.1:9"  # the discard port: nothing listens, any download fails at once
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(blocked), str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "MONAI_IMPLICIT_TORCHVISION_MARKER": str(marker),
+        "MONAILABEL_PYEXE": sys.executable,
+        "MONAI_LABEL_SESSION_PATH": str(tmp_path / "sessions"),
+        "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
+        "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
+        "OMP_NUM_THREADS": "2",
+        **{k: dead_proxy for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")},
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    cli = Path(sys.executable).parent / "monailabel"
+    command = [str(cli)] if cli.is_file() else [sys.executable, "-m", "monailabel.main"]
+    command += ["start_server", "--app", str(app), "--studies", str(studies), "--host", "127.0.0.1",
+                "--port", str(port), "--conf", "models", MODEL, "--conf", "bundles_dir", str(bundles)]
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    http = requests.Session()
+    http.trust_env = False  # talk to the local server directly, not through the test's proxies
+
+    def server_log() -> str:
+        log.flush()
+        return (tmp_path / "server.log").read_text()[-4000:]
+
+    try:
+        # --- the server comes up (bounded wait) ---
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            assert server.poll() is None, f"server exited with {server.returncode}:\n{server_log()}"
+            try:
+                info = http.get(f"{url}/info/", timeout=10)
+                if info.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, f"server not up after {STARTUP_TIMEOUT} s:\n{server_log()}"
+            time.sleep(1.0)
+
+        # --- GET /info/: models, labels, trainers ---
+        info = info.json()
+        assert set(info["models"]) == {MODEL} and set(info["trainers"]) == {MODEL}
+        assert info["models"][MODEL]["labels"] == {"liver": 1, "tumour": 2}
+        assert info["models"][MODEL]["type"] == "segmentation" and info["models"][MODEL]["dimension"] == 3
+        assert info["labels"] == ["liver", "tumour"]
+        assert info["datastore"]["total"] == 4 and info["datastore"]["completed"] == 3
+
+        # --- POST /infer: a NIfTI label map in the image's grid, equal to the bundle's own inference ---
+        image = studies / "liver_3.nii.gz"
+        reply = http.post(f"{url}/infer/{MODEL}", params={"image": "liver_3", "output": "image"}, timeout=300)
+        assert reply.status_code == 200, reply.text
+        (tmp_path / "pred.nii.gz").write_bytes(reply.content)
+        pred_img = nib.load(tmp_path / "pred.nii.gz")
+        pred = np.asarray(pred_img.dataobj)
+        ref_img = nib.load(image)
+        assert pred.shape == ref_img.shape
+        np.testing.assert_allclose(pred_img.affine, ref_img.affine, atol=1e-4)
+        assert pred.dtype == np.uint8 and set(np.unique(pred)) <= {0, 1, 2}
+        expected = _bundle_inference(bundle, image, tmp_path / "bundle_inference")
+        assert expected.shape == pred.shape
+        # baked and unbaked convolutions differ by float rounding only: argmax may flip at exact near-ties
+        assert np.mean(expected == pred) > 0.99
+
+        # --- unknown model or image: 4xx with a message ---
+        for path, params, needles in [
+            ("/infer/no_such_model", {"image": "liver_3"}, ("no_such_model", MODEL)),
+            (f"/infer/{MODEL}", {"image": "no_such_image"}, ("no_such_image", "liver_3")),
+            ("/train/no_such_model", None, ("no_such_model", MODEL)),
+        ]:
+            bad = http.post(f"{url}{path}", params=params, timeout=60)
+            assert 400 <= bad.status_code < 500, (path, bad.status_code, bad.text)
+            assert all(n in bad.json()["detail"] for n in needles), bad.json()  # names the input and the choices
+
+        # --- POST /train: one epoch with the bundle's train.json, the served checkpoint changes ---
+        checkpoint = bundle / "models" / "model.pt"
+        before = _sha256(checkpoint)
+        request = {"max_epochs": 1, "overrides": {"num_workers": 0, "num_samples": 1, "sw_batch_size": 8}}
+        reply = http.post(f"{url}/train/{MODEL}", json=request, timeout=60)
+        assert reply.status_code == 200, reply.text
+        task_id = reply.json()["id"]
+        deadline = time.monotonic() + TRAIN_TIMEOUT
+        while True:
+            task = http.get(f"{url}/train/", timeout=30).json()
+            assert task["id"] == task_id
+            if task["status"] not in ("SUBMITTED", "RUNNING"):
+                break
+            assert time.monotonic() < deadline, f"training still running after {TRAIN_TIMEOUT} s: {task['details']}"
+            time.sleep(2.0)
+        details = "\n".join(task["details"])
+        assert task["status"] == "DONE", details
+        assert (bundle / "models" / "checkpoint_epoch=1.pt").is_file(), details
+        after = _sha256(checkpoint)
+        assert after != before
+        assert '"checkpoint_updated": true' in details
+        assert "Restored all variables from " + str(checkpoint) in details  # fine-tuned from the served weights
+        assert http.get(f"{url}/info/", timeout=30).json()["train_stats"][MODEL]["epoch"] == 1
+
+        # --- the next inference uses the new weights ---
+        reply = http.post(f"{url}/infer/{MODEL}", params={"image": "liver_3", "output": "json"}, timeout=300)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["checkpoint"]["checksum"] == f"SHA256:{after}"
+        assert reply.json()["label_names"] == {"liver": 1, "tumour": 2}
+
+        importers = set(marker.read_text().splitlines()) if marker.exists() else set()
+        assert importers, "the broken torchvision was not on the server's path: the check below proves nothing"
+        unguarded = {i for i in importers if not i.endswith(GUARDED_IMPORTER)}
+        assert not unguarded, f"torchvision imported outside MONAI's optional_import: {unguarded}"
+    finally:
+        _stop(server)
+        log.close()
+    assert server.returncode is not None
