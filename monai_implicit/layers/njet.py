@@ -145,7 +145,6 @@ class NJetConv(ImplicitConv):
         self._log_hi = math.log(hi / init_sigma)
         p = -self._log_lo / (self._log_hi - self._log_lo)
         self._offset = math.log(p / (1.0 - p))
-        self._sigmoid_offset = 1.0 / (1.0 + math.exp(-self._offset))
         self.raw_sigma = nn.Parameter(torch.zeros(()), requires_grad=self.learn_sigma)
         self.alpha = nn.Parameter(torch.empty(out_channels, in_channels // groups, basis.num_filters))
         self.reset_alpha(init)
@@ -156,7 +155,8 @@ class NJetConv(ImplicitConv):
         """The current scale, a differentiable 0-d tensor inside ``sigma_range``."""
         span = self._log_hi - self._log_lo
         # subtracting the same float32 value gives an exact 0 at raw=0, hence sigma == init_sigma exactly
-        log_ratio = span * (torch.sigmoid(self.raw_sigma + self._offset) - self._sigmoid_offset)
+        reference = torch.sigmoid(torch.zeros_like(self.raw_sigma) + self._offset)  # same dtype, same rounding
+        log_ratio = span * (torch.sigmoid(self.raw_sigma + self._offset) - reference)
         sigma = self.init_sigma * torch.exp(log_ratio)
         return sigma.clamp(self.sigma_range[0], self.sigma_range[1])
 
