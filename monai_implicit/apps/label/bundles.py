@@ -207,8 +207,8 @@ def select_bundles(
         if name in available:
             selected.append(available[name])
             continue
-        try:  # say why a folder that exists is not served
-            read_segmentation_bundle(folder / name)
+        try:  # say why the folder is not served
+            selected.append(read_segmentation_bundle(folder / name))
         except (FileNotFoundError, ValueError) as e:
             raise ValueError(
                 f"cannot serve model {name!r}: {e} Servable bundles in {folder}: {sorted(available)}."
