@@ -85,3 +85,15 @@ def test_bad_arguments():
         NJetUNet(4, 1, 1)
     with pytest.raises(ValueError, match="expects input"):
         NJetUNet(2, 1, 1, features=4, depth=1)(torch.zeros(1, 2, 8, 8))
+
+
+def test_bake_replaces_every_njet_layer():
+    from monai_implicit.networks.utils import bake
+
+    torch.manual_seed(2)
+    net = NJetUNet(3, 1, 2, features=2, depth=1, init_sigma=0.8).eval()
+    baked = bake(net)
+    assert not any(isinstance(m, NJetConv) for m in baked.modules())
+    x = torch.randn(1, 1, 10, 9, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(baked(x), net(x), atol=1e-5, rtol=1e-5)
