@@ -1,0 +1,133 @@
+"""Python API for bundles whose output is not a label map: probabilities (localisation) or images (reconstruction).
+
+:class:`~monai_implicit.bundles.BundlePredictor` returns ``argmax`` label maps, which is right for segmentation but
+meaningless for a one-channel localisation logit or a reconstructed MR image.  :class:`DensePredictor` returns the
+network output itself, after the bundle's own post-processing (e.g. a sigmoid), in the input's grid.
+
+A bundle opts in by defining ``predict_postprocess`` in ``configs/inference.json`` (a callable on the output
+``(C, *spatial)``, ``"$lambda x: x"`` for none) and, optionally, ``predict_loader`` (a ``LoadImaged("image", ...)``
+for formats that need a specific reader, e.g. channel-first ``.npy`` lines).  :func:`load_bundle` then builds a
+:class:`DensePredictor`; for any other bundle it returns :func:`monai_implicit.bundles.load`'s predictor.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+from monai.data import MetaTensor
+from monai.transforms import LoadImaged
+
+from .predictor import BundlePredictor, load
+
+__all__ = ["DensePredictor", "load_bundle"]
+
+PathLike = Union[str, os.PathLike]
+
+
+class DensePredictor(BundlePredictor):
+    """Like :class:`BundlePredictor`, but :meth:`predict` returns the (post-processed) network output.
+
+    Args:
+        network, transforms, inferer, device: as :class:`BundlePredictor`.
+        postprocess: applied to the inverted output ``(C_out, *spatial)`` (e.g. ``torch.sigmoid``); None for none.
+        loader: dictionary loader for paths (default ``LoadImaged("image", ensure_channel_first=True)``).
+
+    Shapes:
+        ``predict`` accepts a path, a ``(*spatial)`` or ``(1, *spatial)`` tensor or array and returns a float
+        MetaTensor ``(C_out, *spatial)`` (``(*spatial)`` when ``C_out == 1`` and the input had no channel axis) with
+        the input's affine and meta data.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        transforms: Sequence[Any],
+        inferer: Any,
+        device: torch.device,
+        postprocess: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        loader: Optional[Callable[[dict], dict]] = None,
+    ) -> None:
+        super().__init__(network, transforms, inferer, device)
+        if postprocess is not None and not callable(postprocess):
+            raise TypeError(f"postprocess must be callable or None, got {type(postprocess).__name__}.")
+        self.postprocess = postprocess
+        if loader is not None:
+            self.loader = loader
+
+    @torch.no_grad()
+    def predict(self, data: Union[PathLike, torch.Tensor, np.ndarray]) -> MetaTensor:
+        """Network output of ``data`` in its own grid; see the class docstring for shapes."""
+        image, squeeze = self._as_input(data)
+        if image.ndim != self.network_spatial_dims + 1:
+            raise ValueError(
+                f"the loaded image has shape {tuple(image.shape)}; expected (1, *spatial) with "
+                f"{self.network_spatial_dims} spatial dims (check the bundle's predict_loader)."
+            )
+        item = self.transform({"image": image.float()})
+        out = self.inferer(torch.as_tensor(item["image"]).unsqueeze(0).float().to(self.device), self.network)
+        item["pred"] = MetaTensor(out[0].float().cpu(), meta=dict(getattr(item["image"], "meta", {})))
+        if hasattr(item["image"], "applied_operations"):
+            item["pred"].applied_operations = list(item["image"].applied_operations)
+        pred = torch.as_tensor(self.invert(item)["pred"]).float()
+        if self.postprocess is not None:
+            pred = torch.as_tensor(self.postprocess(pred))
+        if tuple(pred.shape[1:]) != tuple(image.shape[1:]):
+            raise RuntimeError(f"inverted prediction {tuple(pred.shape)} does not match the input {tuple(image.shape)}")
+        result = MetaTensor(pred, affine=image.affine, meta=dict(image.meta))
+        return result[0] if squeeze and result.shape[0] == 1 else result
+
+
+def load_bundle(
+    bundle_dir: PathLike,
+    device: Optional[Union[str, torch.device]] = None,
+    config_file: PathLike = "configs/inference.json",
+    checkpoint: PathLike = "models/model.pt",
+    bake: bool = True,
+    **override: Any,
+) -> BundlePredictor:
+    """Load a trained bundle: a :class:`DensePredictor` when its inference config defines ``predict_postprocess``,
+    otherwise :func:`monai_implicit.bundles.load` (label maps).  Arguments as :func:`monai_implicit.bundles.load`.
+
+    Example::
+
+        predictor = load_bundle("bundles/ckcnn_rf_localization")
+        probability = predictor.predict("rf_0001.npy")  # (L,) bubble probability per sample
+    """
+    root = Path(bundle_dir)
+    config = root / config_file
+    ckpt = root / checkpoint
+    for path, what in ((config, "config file"), (ckpt, "checkpoint")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} {str(path)!r} does not exist.")
+    parser = ConfigParser()
+    parser.read_config(str(config))
+    if "predict_postprocess" not in parser:
+        return load(bundle_dir, device, config_file, checkpoint, bake, **override)
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if (config.parent / "metadata.json").is_file():
+        parser.read_meta(str(config.parent / "metadata.json"))
+    parser["bundle_root"] = str(root.resolve())
+    parser["device"] = device
+    parser.update(override)
+    network = parser.get_parsed_content("network_def")
+    from ignite.handlers import Checkpoint
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    Checkpoint.load_objects(to_load={"model": network}, checkpoint=state)
+    network = network.eval()
+    if bake:
+        from monai_implicit.networks.utils import bake as bake_fn
+
+        network = bake_fn(network)
+    loader = parser.get_parsed_content("predict_loader") if "predict_loader" in parser else None
+    if loader is not None and not isinstance(loader, (LoadImaged, Callable)):  # type: ignore[arg-type]
+        raise TypeError(f"predict_loader must be a dictionary loader such as LoadImaged, got {type(loader).__name__}.")
+    return DensePredictor(
+        network, parser.get_parsed_content("preprocess_transforms"), parser.get_parsed_content("inferer"), device,
+        postprocess=parser.get_parsed_content("predict_postprocess"), loader=loader,
+    )
