@@ -281,7 +281,7 @@ def wmh_datalist(
     """Write an MSD-style datalist for data in the WMH challenge layout and return its path.
 
     The subjects are those of :func:`wmh_subjects`.  Subjects with ``wmh.nii[.gz]`` go to
-    ``training`` as ``{"image": [T1, FLAIR], "label": wmh, "site": ..., "subject": ...}``, the others to ``test``
+    ``training`` as ``{"image": [T1, FLAIR], "label": wmh, "case_id": "<site>_<subject>"}``, the others to ``test``
     (``image`` only).  Paths are relative to the datalist's folder, as ``monai.data.load_decathlon_datalist``
     expects.
 
@@ -298,7 +298,11 @@ def wmh_datalist(
     out = Path(out_file) if out_file is not None else root / "dataset.json"
     base = out.resolve().parent
     training, test = [], []
-    for item in wmh_subjects(root):
+    for subject in wmh_subjects(root):
+        # no bare "site"/"subject" strings: load_decathlon_datalist would turn names of existing folders into paths
+        item = {"image": subject["image"], "case_id": f"{subject['site'].replace('/', '_')}_{subject['subject']}"}
+        if "label" in subject:
+            item["label"] = subject["label"]
         item["image"] = [os.path.relpath(p, base) for p in item["image"]]
         if "label" in item:
             item["label"] = os.path.relpath(item["label"], base)
