@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -95,11 +96,14 @@ def main() -> None:
     parser.add_argument("--features-3d", type=int, default=16,
                         help="first-level channels of the 3D setting (16 keeps a 96^3 training step on a 2-core CPU "
                              "in tens of seconds)")
+    parser.add_argument("--settings", nargs="+", choices=("2d", "3d"), default=("2d", "3d"),
+                        help="which settings to run (each prints a JSON line to stderr as soon as it finishes)")
     args = parser.parse_args()
     settings = [
         ("2d", 2, 2 if args.quick else 8, 64 if args.quick else 256, 32),
         ("3d", 3, 1, 32 if args.quick else 96, args.features_3d),
     ]
+    settings = [s for s in settings if s[0] in args.settings]
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     result: dict = {"torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
                     "targets": {"eval_ratio": 1.02, "train_step_ratio": 1.15}}
@@ -108,6 +112,7 @@ def main() -> None:
         for name, dims, batch, size, features in settings:
             key = f"{name}_{size}^{dims}_b{batch}"
             result[device.type][key] = bench_setting(dims, batch, size, features, 5, args.repeats, device)
+            print(json.dumps({device.type: {key: result[device.type][key]}}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))
 
 
