@@ -2,5 +2,5 @@
 
 from .heart import LA_LABELS, make_la_like_case, make_la_like_dataset
 from .lits import LITS_LABELS, lits_datalist, make_lits_like_case, make_lits_like_dataset
-from .wmh import WMH_LABELS, WMH_SITES, make_wmh_like_case, make_wmh_like_dataset, wmh_datalist, wmh_subjects
 from .phantoms import PHANTOM_INTENSITIES, make_brain_phantom, make_phantom_dataset
+from .wmh import WMH_LABELS, WMH_SITES, make_wmh_like_case, make_wmh_like_dataset, wmh_datalist, wmh_subjects

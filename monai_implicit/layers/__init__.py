@@ -1,9 +1,9 @@
 """Convolutions built from a kernel network (ImplicitConv and its families)."""
 
+from .ckconv import CKConv, ContinuousKernelConv
+from .fft_conv import conv_nd, fft_conv, fft_is_faster
+from .flexconv import FlexConv, flexconv_param_groups
 from .hyperconv import HyperConv
 from .implicit_conv import ImplicitConv, same_padding
 from .nerd import NeRDc, NeRDHead, NeRDm, PositionEncoding, position_encoding, window_origins
-from .fft_conv import conv_nd, fft_conv, fft_is_faster
-from .ckconv import CKConv, ContinuousKernelConv
-from .flexconv import FlexConv, flexconv_param_groups
 from .njet import NJetConv, njet_param_groups, sigmas

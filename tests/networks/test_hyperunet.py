@@ -42,7 +42,9 @@ def test_topology_matches_paper():
     assert names == [n for n, _ in twin.named_modules()]
 
 
-@pytest.mark.parametrize("spatial_dims,size,kernel_size", [(1, (37,), 5), (2, (33, 20), 5), (3, (17, 12, 9), (5, 5, 3))])
+@pytest.mark.parametrize(
+    "spatial_dims,size,kernel_size", [(1, (37,), 5), (2, (33, 20), 5), (3, (17, 12, 9), (5, 5, 3))]
+)
 @pytest.mark.parametrize("non_local", [False, True])
 def test_shapes_any_size(spatial_dims, size, kernel_size, non_local):
     net = HyperUNet(spatial_dims, 2, 3, features=4, kernel_size=kernel_size, non_local=non_local)

@@ -46,7 +46,8 @@ def test_kernel_smoothness_matches_scipy_laplace_on_interior():
     assert list(values) == ["layers.0.conv", "layers.1.conv"]  # the 1x1 head is skipped
     for name, module in [("layers.0.conv", net.layers[0].conv), ("layers.1.conv", net.layers[1].conv)]:
         kernels = module.sample_kernel().detach().double().numpy()
-        expected = np.mean([np.abs(ndimage.laplace(k)[1:-1, 1:-1]).mean() for k in kernels.reshape(-1, *kernels.shape[2:])])
+        flat = kernels.reshape(-1, *kernels.shape[2:])
+        expected = np.mean([np.abs(ndimage.laplace(k)[1:-1, 1:-1]).mean() for k in flat])
         assert values[name] == pytest.approx(expected, rel=1e-10)
 
 
