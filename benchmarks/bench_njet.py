@@ -7,10 +7,12 @@ any dense-kernel layer: no kernel synthesis).  Rounds are interleaved (separable
 load changes hit all three alike; the median of the rounds is reported with the ratios ``dense / separable`` and
 ``conv3d / separable``.  Target: separable >= 5x faster than dense at sigma 2.
 
-Dense 3D convolutions with 19^3 kernels take minutes on 2 CPU cores: a case stops repeating once it has used
-``--budget`` seconds (at least one round is always measured; the JSON says how many were).
+Dense 3D convolutions with 19^3 kernels are slow on CPU (one forward+backward at 64^3 took over 40 minutes on 2
+shared cores): a case stops repeating once it has used ``--budget`` seconds (at least one round is always
+measured; the JSON says how many were), and ``--depth`` times a 64x64xdepth slab instead of the full cube.
 
-Usage: ``python benchmarks/bench_njet.py [--quick] [--size 64] [--repeats 3] [--budget 240] [--sigmas 1 2 4]``.
+Usage: ``python benchmarks/bench_njet.py [--quick] [--size 64] [--depth 64] [--repeats 3] [--budget 240]
+[--sigmas 1 2 4]``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="32^3 input, 2 rounds")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=None, help="extent of the last axis (default: --size); a thin "
+                        "slab keeps the 19^3 dense case affordable on few cores, ratios are per voxel")
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--order", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
@@ -48,7 +52,8 @@ def main() -> None:
         args.size, args.repeats = 32, 2
     torch.manual_seed(0)
     c = args.channels
-    x = torch.randn(1, c, args.size, args.size, args.size, requires_grad=True)
+    depth = args.depth or args.size
+    x = torch.randn(1, c, args.size, args.size, depth, requires_grad=True)
     warm = torch.randn(1, c, 24, 24, 24, requires_grad=True)
     results = []
     for sigma in args.sigmas:
@@ -94,7 +99,7 @@ def main() -> None:
     at2 = [r for r in results if r["sigma"] == 2.0]
     report = {
         "benchmark": "NJetConv 3D forward+backward: separable vs dense vs nn.Conv3d",
-        "input": [1, c, args.size, args.size, args.size],
+        "input": [1, c, args.size, args.size, depth],
         "channels": f"{c} -> {c}",
         "order": args.order,
         "threads": torch.get_num_threads(),
