@@ -206,6 +206,7 @@ def test_bad_dataset_dir(tmp_path):
     assert any(isinstance(e, FileNotFoundError) and "no_such_dir" in str(e) for e in chain)
 
 
+@pytest.mark.slow
 def test_multi_gpu_train_gloo(trained, tmp_path):
     """Two CPU processes with the gloo backend (nccl on GPUs): DDP wrapping, distributed samplers, rank-0 saving."""
     configs = json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
