@@ -74,6 +74,13 @@ class NeRDUNet(ConvUNet):
     network.  ``backbone="hyper"`` uses hyper-convolutions (seeds/000) with the same topology, so a comparison changes
     only the convolution.
 
+    Sparse foreground and ``act="relu"``: the NeRDc classifier has no bias (as in the paper), so on ReLU features
+    the foreground-minus-background logit is 0 wherever every feature is dead.  On sparse-lesion data (WMH) we
+    observed training settle there: all last-layer features dead at the lesions, the foreground probability capped at
+    exactly 0.5 and no gradient to leave it (Dice 0 after 300 iterations), while the same network with
+    ``act=("leakyrelu", {"negative_slope": 0.1})`` reached a training Dice of 0.89 after 100 iterations.  Use a
+    leaky activation for such tasks (the ``nerdunet_wmh`` bundle does).
+
     Positions: ``position="patch"`` (default) encodes the position of every voxel in the network input, which is what
     padding artefacts depend on and needs nothing but the input.  ``position="global"`` encodes positions in the whole
     image: the forward then needs the window coordinates and the image size, which
