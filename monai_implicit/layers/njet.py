@@ -37,9 +37,10 @@ __all__ = ["NJetConv", "NJET_PATHS", "sigmas", "njet_param_groups"]
 NJET_PATHS = ("auto", "dense", "separable")
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 # the separable path is memory-bound on CPU (block-Toeplitz GEMMs a few times the ideal multiply-adds, plus the
-# reshuffling of F * C_in maps), while a dense convolution runs near peak: per ideal multiply-add it is ~20-30x
-# slower (measured with benchmarks/bench_njet.py at 32^3: break-even near sigma 1 for 16 -> 16 channels, order 2)
-_SEPARABLE_OVERHEAD = 24.0
+# reshuffling of F * C_in maps), while a dense convolution runs near peak: per ideal multiply-add it is ~10x slower
+# (benchmarks/bench_njet.py, 64^3, 16 -> 16 channels, order 2, 2 idle CPU cores: separable 2.15x faster than dense
+# at sigma 1 and 7.7x at sigma 2, against estimated multiply-add ratios of 22 and 73)
+_SEPARABLE_OVERHEAD = 10.0
 
 
 class NJetConv(ImplicitConv):
