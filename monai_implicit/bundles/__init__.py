@@ -6,7 +6,7 @@
 * :class:`AtomicCheckpointSaver`, :class:`ResumeFromCheckpoint`, :func:`latest_checkpoint`: interruption-safe,
   resumable training;
 * :func:`select_channels`, :func:`log_training_summary`: config helpers;
-* :func:`load` -> :class:`BundlePredictor`: ``load(bundle_dir).predict(path_or_tensor)``.
+* :func:`load`: ``load(bundle_dir).predict(...)`` for every bundle (label maps, multi-modal inputs, dense outputs).
 """
 
 from .checkpoints import AtomicCheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
@@ -20,6 +20,6 @@ from .data import (
 )
 from .export import BakeForExport
 from .paths import bundle_root, bundle_root_of_config
-from .predictor import BundlePredictor, load
+from .predictor import BundlePredictor, load, load_label_predictor
 from .robustness import noise_robustness, plot_robustness
 from .utils import log_training_summary, select_channels

@@ -22,7 +22,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.transforms import LoadImaged
 
-from .predictor import BundlePredictor, load
+from .predictor import BundlePredictor, load_label_predictor
 
 __all__ = ["DensePredictor", "load_bundle"]
 
@@ -107,7 +107,7 @@ def load_bundle(
     parser = ConfigParser()
     parser.read_config(str(config))
     if "predict_postprocess" not in parser:
-        return load(bundle_dir, device, config_file, checkpoint, bake, **override)
+        return load_label_predictor(bundle_dir, device, config_file, checkpoint, bake, **override)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if (config.parent / "metadata.json").is_file():
         parser.read_meta(str(config.parent / "metadata.json"))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from .predictor import BundlePredictor, load
+from .predictor import BundlePredictor, load_label_predictor
 
 __all__ = ["MultiModalPredictor", "load_multimodal", "path_parts_name_formatter"]
 
@@ -116,7 +116,7 @@ def load_multimodal(
         predictor = load_multimodal("bundles/nerdunet_wmh")
         wmh = predictor.predict(["sub/pre/T1.nii.gz", "sub/pre/FLAIR.nii.gz"])  # (1, X, Y, Z) label map
     """
-    base = load(bundle_dir, device, config_file, checkpoint, bake, **override)
+    base = load_label_predictor(bundle_dir, device, config_file, checkpoint, bake, **override)
     in_channels = getattr(base.network, "in_channels", None)
     if not isinstance(in_channels, int):
         raise TypeError(f"the bundle's network {type(base.network).__name__} has no integer in_channels attribute.")

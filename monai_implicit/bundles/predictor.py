@@ -18,7 +18,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.transforms import Compose, Invertd, LoadImaged
 
-__all__ = ["BundlePredictor", "load"]
+__all__ = ["BundlePredictor", "load", "load_label_predictor"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -93,7 +93,13 @@ def load(
     bake: bool = True,
     **override: Any,
 ) -> BundlePredictor:
-    """Load a trained bundle as a :class:`BundlePredictor`.
+    """Load any trained bundle of this project as the predictor its outputs need.
+
+    * a bundle whose inference config defines ``predict_postprocess`` (dense outputs: reconstructions, RF
+      probabilities) -> :class:`~monai_implicit.bundles.dense_predictor.DensePredictor`;
+    * a segmentation network with several input channels (e.g. T1 + FLAIR) ->
+      :class:`~monai_implicit.bundles.multimodal.MultiModalPredictor` for volumes (``predict([t1, flair])``);
+    * otherwise a :class:`BundlePredictor` (label map in the input's grid).
 
     Args:
         bundle_dir: the bundle folder (with ``configs/`` and ``models/``).
@@ -106,6 +112,43 @@ def load(
 
         predictor = monai_implicit.bundles.load("bundles/hyperunet_lits")
         seg = predictor.predict("ct.nii.gz")  # MetaTensor label map, same shape and affine as the CT
+    """
+    config = Path(bundle_dir) / config_file
+    if not config.is_file():
+        raise FileNotFoundError(f"config file {str(config)!r} does not exist.")
+    parser = ConfigParser()
+    parser.read_config(str(config))
+    if "predict_postprocess" in parser:
+        from .dense_predictor import load_bundle
+
+        return load_bundle(bundle_dir, device, config_file, checkpoint, bake, **override)
+    base = load_label_predictor(bundle_dir, device, config_file, checkpoint, bake, **override)
+    in_channels = getattr(base.network, "in_channels", None)
+    if isinstance(in_channels, int) and in_channels > 1:
+        from .multimodal import MultiModalPredictor
+
+        transforms = list(base.transform.transforms)
+        return MultiModalPredictor(base.network, transforms, base.inferer, base.device, in_channels)
+    return base
+
+
+def load_label_predictor(
+    bundle_dir: PathLike,
+    device: Optional[Union[str, torch.device]] = None,
+    config_file: PathLike = "configs/inference.json",
+    checkpoint: PathLike = "models/model.pt",
+    bake: bool = True,
+    **override: Any,
+) -> BundlePredictor:
+    """Load a trained segmentation bundle as a plain :class:`BundlePredictor` (no dispatch; see :func:`load`).
+
+    Args:
+        bundle_dir: the bundle folder (with ``configs/`` and ``models/``).
+        device: default CUDA when available, else CPU.
+        config_file, checkpoint: relative to ``bundle_dir`` unless absolute.
+        bake: replace implicit convolutions by plain ones (same output, faster).
+        override: config overrides, e.g. ``{"sw_batch_size": 8}`` (ids as on the command line).
+
     """
     root = Path(bundle_dir)
     config = root / config_file

@@ -161,8 +161,11 @@ def test_inference_writes_positions_and_predictor_agrees(trained):
         predictor.predict(torch.zeros(2, 128))
     with pytest.raises(FileNotFoundError, match="nope.npy"):
         predictor.predict(str(trained / "nope.npy"))
-    # the segmentation API cannot serve this bundle (its predict is an argmax over classes): load_bundle is needed
-    assert type(load(trained, "cpu", CONFIGS / "inference.json", **NET)).__name__ == "BundlePredictor"
+    # the package-wide entry point dispatches to the dense predictor for this bundle
+    generic = load(trained, "cpu", CONFIGS / "inference.json", **NET)
+    assert isinstance(generic, DensePredictor)
+    saved = np.load(out / f"{lines[0].stem}_prob.npy")[0]
+    assert np.allclose(np.asarray(generic.predict(str(lines[0]))), saved, atol=1e-5)
 
 
 def test_save_localizations_rejects_bad_input(tmp_path):

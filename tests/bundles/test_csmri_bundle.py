@@ -15,6 +15,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
 
+import monai_implicit.bundles
 from monai_implicit.bundles import latest_checkpoint
 from monai_implicit.bundles.dense_predictor import DensePredictor, load_bundle
 
@@ -104,6 +105,11 @@ def test_inference_writes_nifti_and_predictor_agrees(trained):
     assert len(inputs) == len(outputs) == 2
     predictor = load_bundle(trained, device="cpu", config_file=CONFIGS / "inference.json", **NET, **DATA)
     assert isinstance(predictor, DensePredictor)
+    # the package-wide entry point returns the same dense predictor (not a label map)
+    generic = monai_implicit.bundles.load(trained, "cpu", CONFIGS / "inference.json", **NET, **DATA)
+    assert isinstance(generic, DensePredictor)
+    first = str(inputs[0])
+    assert torch.equal(torch.as_tensor(generic.predict(first)), torch.as_tensor(predictor.predict(first)))
     for src, out in zip(inputs, outputs):
         ref, rec = nib.load(str(src)), nib.load(str(out))
         assert rec.shape[:2] == ref.shape and np.allclose(rec.affine, ref.affine)

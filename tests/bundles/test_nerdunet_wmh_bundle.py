@@ -177,9 +177,11 @@ def test_inference_and_predictor_agree(trained):
     subjects = monai_implicit.data.wmh_subjects(data)
     predictor = load_multimodal(trained, device="cpu", config_file=CONFIGS / "inference.json", **{**NET, **DATA})
     assert isinstance(predictor, MultiModalPredictor) and predictor.in_channels == 2
-    # monai_implicit.bundles.load is what load_multimodal builds on: same baked network and preprocessing
-    base = monai_implicit.bundles.load(trained, "cpu", CONFIGS / "inference.json", **{**NET, **DATA})
-    assert type(base.network) is type(predictor.network) and base.network.in_channels == 2
+    # the package-wide entry point dispatches to the multi-modal predictor for a 2-channel network
+    generic = monai_implicit.bundles.load(trained, "cpu", CONFIGS / "inference.json", **{**NET, **DATA})
+    assert isinstance(generic, MultiModalPredictor) and generic.in_channels == 2
+    assert type(generic.network) is type(predictor.network)
+    assert torch.equal(generic.predict(subjects[0]["image"]), predictor.predict(subjects[0]["image"]))
     for subject in subjects:
         out = trained / "eval" / "predictions" / f"{subject['site']}_{subject['subject']}_wmh.nii.gz"
         ref, seg = nib.load(subject["image"][1]), nib.load(str(out))
