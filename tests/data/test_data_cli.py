@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from monai_implicit.data import make_la_like_dataset, make_phantom_dataset, make_wmh_like_dataset
-from monai_implicit.data.rf import make_rf_dataset
 from monai_implicit.data.__main__ import main
+from monai_implicit.data.rf import make_rf_dataset
 from monai_implicit.data.wmh import wmh_datalist
 
 
