@@ -71,8 +71,9 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert main(["brain", "--out", str(tmp_path / "b"), "--shape", "3", "4", "5"]) == 2
     assert capsys.readouterr().err.startswith("error:")
-    assert main(["rf", "--out", str(tmp_path / "r"), "--num-lines", "1", "--num-validation", "0", "--length", "128"]) == 0
-    assert main(["rf", "--out", str(tmp_path / "r"), "--num-lines", "1", "--num-validation", "0", "--length", "128"]) == 2
+    rf = ["rf", "--out", str(tmp_path / "r"), "--num-lines", "1", "--num-validation", "0", "--length", "128"]
+    assert main(rf) == 0
+    assert main(rf) == 2
     assert "exist" in capsys.readouterr().err  # an existing dataset is not silently overwritten
     with pytest.raises(SystemExit):
         main(["nope"])
