@@ -22,7 +22,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.transforms import LoadImaged
 
-from .predictor import BundlePredictor, load_label_predictor
+from .predictor import BundlePredictor, load_label_predictor, load_trained_network
 
 __all__ = ["DensePredictor", "load_bundle"]
 
@@ -98,32 +98,14 @@ def load_bundle(
         predictor = load_bundle("bundles/ckcnn_rf_localization")
         probability = predictor.predict("rf_0001.npy")  # (L,) bubble probability per sample
     """
-    root = Path(bundle_dir)
-    config = root / config_file
-    ckpt = root / checkpoint
-    for path, what in ((config, "config file"), (ckpt, "checkpoint")):
-        if not path.is_file():
-            raise FileNotFoundError(f"{what} {str(path)!r} does not exist.")
-    parser = ConfigParser()
-    parser.read_config(str(config))
-    if "predict_postprocess" not in parser:
+    config = Path(bundle_dir) / config_file
+    if not config.is_file():
+        raise FileNotFoundError(f"config file {str(config)!r} does not exist.")
+    probe = ConfigParser()
+    probe.read_config(str(config))
+    if "predict_postprocess" not in probe:
         return load_label_predictor(bundle_dir, device, config_file, checkpoint, bake, **override)
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if (config.parent / "metadata.json").is_file():
-        parser.read_meta(str(config.parent / "metadata.json"))
-    parser["bundle_root"] = str(root.resolve())
-    parser["device"] = device
-    parser.update(override)
-    network = parser.get_parsed_content("network_def")
-    from ignite.handlers import Checkpoint
-
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    Checkpoint.load_objects(to_load={"model": network}, checkpoint=state)
-    network = network.eval()
-    if bake:
-        from monai_implicit.networks.utils import bake as bake_fn
-
-        network = bake_fn(network)
+    parser, network, device = load_trained_network(bundle_dir, device, config_file, checkpoint, bake, **override)
     loader = parser.get_parsed_content("predict_loader") if "predict_loader" in parser else None
     if loader is not None and not isinstance(loader, (LoadImaged, Callable)):  # type: ignore[arg-type]
         raise TypeError(f"predict_loader must be a dictionary loader such as LoadImaged, got {type(loader).__name__}.")

@@ -18,7 +18,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.transforms import Compose, Invertd, LoadImaged
 
-__all__ = ["BundlePredictor", "load", "load_label_predictor"]
+__all__ = ["BundlePredictor", "load", "load_label_predictor", "load_trained_network"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -148,7 +148,28 @@ def load_label_predictor(
         config_file, checkpoint: relative to ``bundle_dir`` unless absolute.
         bake: replace implicit convolutions by plain ones (same output, faster).
         override: config overrides, e.g. ``{"sw_batch_size": 8}`` (ids as on the command line).
+    """
+    parser, network, device = load_trained_network(bundle_dir, device, config_file, checkpoint, bake, **override)
+    transforms = parser.get_parsed_content("preprocess_transforms")
+    inferer = parser.get_parsed_content("inferer")
+    return BundlePredictor(network, transforms, inferer, device)
 
+
+def load_trained_network(
+    bundle_dir: PathLike,
+    device: Optional[Union[str, torch.device]] = None,
+    config_file: PathLike = "configs/inference.json",
+    checkpoint: PathLike = "models/model.pt",
+    bake: bool = True,
+    **override: Any,
+) -> tuple[ConfigParser, torch.nn.Module, torch.device]:
+    """The parsed inference config, the trained network (eval mode, baked unless ``bake=False``) and the device.
+
+    The one loading path behind every predictor.  ``metadata.json`` is read next to the config file, else from
+    ``bundle_dir/configs``; ``bundle_root`` is ``bundle_dir``.  Arguments as :func:`load`.
+
+    Raises:
+        FileNotFoundError: the config file or the checkpoint does not exist (the message names it).
     """
     root = Path(bundle_dir)
     config = root / config_file
@@ -159,8 +180,10 @@ def load_label_predictor(
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     parser = ConfigParser()
     parser.read_config(str(config))
-    if (root / "configs" / "metadata.json").is_file():
-        parser.read_meta(str(root / "configs" / "metadata.json"))
+    for meta in (config.parent / "metadata.json", root / "configs" / "metadata.json"):
+        if meta.is_file():
+            parser.read_meta(str(meta))
+            break
     parser["bundle_root"] = str(root.resolve())
     parser["device"] = device
     parser.update(override)
@@ -169,10 +192,9 @@ def load_label_predictor(
 
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     Checkpoint.load_objects(to_load={"model": network}, checkpoint=state)
+    network = network.eval()
     if bake:
         from monai_implicit.networks.utils import bake as bake_fn
 
-        network = bake_fn(network.eval())
-    transforms = parser.get_parsed_content("preprocess_transforms")
-    inferer = parser.get_parsed_content("inferer")
-    return BundlePredictor(network, transforms, inferer, device)
+        network = bake_fn(network)
+    return parser, network, device

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from monai.metrics import PSNRMetric, SSIMMetric
 
+from monai_implicit.bundles.robustness import _pyplot, read_robustness_tables
 from monai_implicit.transforms.kspace.dictionary import KspaceGaussianNoised
 
 __all__ = ["ResidualReconstruction", "kspace_noise_robustness", "plot_psnr_robustness", "ZERO_FILLED_TAG"]
@@ -166,18 +167,10 @@ def plot_psnr_robustness(output_dir: Union[str, os.PathLike], filename: str = "r
     The noise-free level (SNR = inf) is drawn at the left end, labelled "clean"; noise grows to the right.
     Returns the PNG path, or None when matplotlib is missing or there is nothing to plot.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed: robustness CSV written, no plot.")
+    plt = _pyplot()
+    if plt is None:
         return None
-    tables: dict[str, list[dict]] = {}
-    for path in sorted(Path(output_dir).glob("robustness_*.csv")):
-        with open(path) as f:
-            tables[path.stem[len("robustness_"):]] = list(csv.DictReader(f))
+    tables = read_robustness_tables(output_dir)
     levels = sorted({float(r["snr_db"]) for rows in tables.values() for r in rows}, reverse=True)
     if not levels:
         return None

@@ -20,9 +20,31 @@ from monai.data import decollate_batch
 from monai.metrics import DiceMetric
 from monai.transforms import AsDiscrete, Randomizable
 
-__all__ = ["noise_robustness", "plot_robustness"]
+__all__ = ["noise_robustness", "plot_robustness", "read_robustness_tables"]
 
 logger = logging.getLogger(__name__)
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or None (with a warning) when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: robustness CSV written, no plot.")
+        return None
+    return plt
+
+
+def read_robustness_tables(output_dir: str | os.PathLike) -> dict[str, list[dict]]:
+    """The rows of every ``robustness_<tag>.csv`` in ``output_dir``, keyed by ``<tag>`` (sorted by file name)."""
+    tables: dict[str, list[dict]] = {}
+    for path in sorted(Path(output_dir).glob("robustness_*.csv")):
+        with open(path) as f:
+            tables[path.stem[len("robustness_"):]] = list(csv.DictReader(f))
+    return tables
 
 
 def _seed(transform: Any, seed: int) -> Any:
@@ -105,18 +127,10 @@ def plot_robustness(output_dir: str, filename: str = "robustness.png") -> Option
 
     Returns the PNG path, or None when matplotlib is not installed (the CSVs are still written).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed: robustness CSV written, no plot.")
+    plt = _pyplot()
+    if plt is None:
         return None
-    tables: dict[str, list[dict]] = {}
-    for path in sorted(Path(output_dir).glob("robustness_*.csv")):
-        with open(path) as f:
-            tables[path.stem[len("robustness_"):]] = list(csv.DictReader(f))
+    tables = read_robustness_tables(output_dir)
     kinds = list(dict.fromkeys(r["noise"] for rows in tables.values() for r in rows))
     if not kinds:
         return None

@@ -165,6 +165,12 @@ def test_inference_and_predictor_agree(trained):
         predictor.predict(torch.zeros(2, 8, 8, 8))
     with pytest.raises(FileNotFoundError, match="nope.nii.gz"):
         predictor.predict(str(trained / "nope.nii.gz"))
+    # un-baked: the network is in eval mode (BatchNorm running stats, no dropout) and agrees with the baked one
+    raw = load(BUNDLE, device="cpu", checkpoint=trained / "models" / "model.pt", bake=False, **{**NET, **DATA})
+    assert not raw.network.training
+    assert np.mean(np.asarray(raw.predict(str(inputs[0]))) != np.asarray(predictor.predict(str(inputs[0])))) < 1e-3
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load(BUNDLE, device="cpu", checkpoint=trained / "models" / "missing.pt")
 
 
 @pytest.mark.slow
