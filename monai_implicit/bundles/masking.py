@@ -26,6 +26,8 @@ from monai.transforms import MapTransform
 from monai.utils import LossReduction
 from torch import nn
 
+from monai_implicit.utils import check_number
+
 __all__ = ["IgnoreLabeld", "IgnoreLabelD", "IgnoreLabelDict", "MaskedDiceCELoss"]
 
 
@@ -129,8 +131,9 @@ class MaskedDiceCELoss(nn.Module):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2 (softmax channels), got {num_classes!r}.")
-        if lambda_dice < 0 or lambda_ce < 0:
-            raise ValueError(f"lambda_dice and lambda_ce must be >= 0, got {lambda_dice} and {lambda_ce}.")
+        for name, value in (("lambda_dice", lambda_dice), ("lambda_ce", lambda_ce), ("smooth_nr", smooth_nr),
+                            ("smooth_dr", smooth_dr)):
+            check_number(value, name, low=0.0)
         self.num_classes = num_classes
         self.ignore_value = _check_ignore_value(ignore_value)
         self.lambda_dice = float(lambda_dice)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from monai_implicit.kernels.grids import as_spacing, check_spatial_dims
+from monai_implicit.utils import check_number
 
 __all__ = [
     "derivative_orders",
@@ -49,9 +50,7 @@ def _check_order(order: int) -> int:
 
 
 def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-    return float(value)
+    return check_number(value, name, low=0.0, low_open=True)
 
 
 def derivative_orders(order: int, spatial_dims: int) -> list[tuple[int, ...]]:

@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Union
 import torch
 from monai.utils import ensure_tuple_rep
 
+from monai_implicit.utils import check_numbers
+
 __all__ = ["as_kernel_size", "as_spacing", "kernel_grid", "GRID_CONVENTIONS"]
 
 GRID_CONVENTIONS = ("offset", "unit")
@@ -61,16 +63,16 @@ def check_spatial_dims(spatial_dims: int) -> int:
 
 
 def as_spacing(spacing: Optional[Union[float, Sequence[float]]], spatial_dims: int) -> Optional[tuple[float, ...]]:
-    """Validate an optional physical spacing: None, one positive float, or one positive float per axis."""
+    """Validate an optional physical spacing: None, one positive finite float, or one per axis.
+
+    Raises:
+        ValueError: wrong number of entries, or an entry that is not positive and finite (NaN and inf included:
+            a NaN spacing would make every sampled kernel, hence every output, NaN).
+        TypeError: an entry that is not a real number.
+    """
     if spacing is None:
         return None
-    if isinstance(spacing, Sequence) and len(spacing) not in (1, spatial_dims):
-        raise ValueError(f"spacing must have 1 or {spatial_dims} entries, got {len(spacing)}: {tuple(spacing)}.")
-    values = ensure_tuple_rep(spacing[0] if isinstance(spacing, Sequence) and len(spacing) == 1 else spacing,
-                              spatial_dims)
-    if any(float(s) <= 0 for s in values):
-        raise ValueError(f"spacing entries must be positive, got {tuple(values)}.")
-    return tuple(float(s) for s in values)
+    return check_numbers(spacing, "spacing", spatial_dims, low=0.0, low_open=True)
 
 
 def kernel_grid(

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, as_spacing, check_spatial_dims, kernel_grid
+from monai_implicit.utils import check_number
 
 __all__ = ["HyperKernel", "HYPER_INITS", "conv_init_variance"]
 
@@ -91,6 +92,8 @@ class HyperKernel(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.spacing = as_spacing(spacing, spatial_dims)
+        # an infinite slope passes LeakyReLU silently and turns every kernel weight into +-inf or NaN
+        negative_slope = check_number(negative_slope, "negative_slope")
         widths = (spatial_dims, *hidden, n_l)
         layers: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims, kernel_grid
+from monai_implicit.utils import check_number
 
 __all__ = ["MAGNetKernel", "GaborFilter"]
 
@@ -103,8 +104,7 @@ class MAGNetKernel(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         for name, value in (("input_scale", input_scale), ("alpha", alpha), ("beta", beta),
                             ("init_spatial_value", init_spatial_value)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+            check_number(value, name, low=0.0, low_open=True)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.input_scale = float(input_scale)

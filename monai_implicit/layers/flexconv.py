@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from monai_implicit.layers.ckconv import ContinuousKernelConv
+from monai_implicit.utils import check_number
 
 __all__ = ["FlexConv", "flexconv_param_groups"]
 
@@ -85,7 +86,8 @@ class FlexConv(ContinuousKernelConv):
         options: dict[str, Any] = {"hidden": hidden}
         if num_layers is not None:
             options["num_layers"] = num_layers
-        requested_init = 0.075 if mask_init is None else mask_init
+        # checked before it is turned into the MAGNet option below, so the error names mask_init
+        requested_init = 0.075 if mask_init is None else check_number(mask_init, "mask_init", low=0.0, low_open=True)
         if kernel == "magnet":
             # the authors centre the Gabor envelopes inside ~1.667 mask widths (their FlexConv.__init__)
             options["init_spatial_value"] = min(1.0, 1.667 * float(requested_init))
@@ -100,7 +102,7 @@ class FlexConv(ContinuousKernelConv):
         lo = [s / 8.0 for s in spacing] if mask_bounds[0] is None else [float(mask_bounds[0])] * spatial_dims
         hi = [float(mask_bounds[1])] * spatial_dims
         if any(not (0.0 < a < b) or not math.isfinite(b) for a, b in zip(lo, hi)):
-            raise ValueError(f"mask bounds must satisfy 0 < s_min < s_max < inf, got s_min={lo}, s_max={hi}.")
+            raise ValueError(f"mask_bounds must satisfy 0 < s_min < s_max < inf, got s_min={lo}, s_max={hi}.")
         init = [float(requested_init)] * spatial_dims if mask_init is not None else [
             max(0.075, 2.0 * a) for a in lo]
         if any(not (a < s < b) for a, s, b in zip(lo, init, hi)):

@@ -28,6 +28,7 @@ from torch import nn
 from monai_implicit.kernels.magnet import MAGNetKernel
 from monai_implicit.layers.ckconv import ContinuousKernelConv
 from monai_implicit.layers.flexconv import FlexConv
+from monai_implicit.utils import check_number
 
 __all__ = ["alias_free_penalty", "magnet_max_frequencies"]
 
@@ -65,8 +66,7 @@ def alias_free_penalty(net: nn.Module, sigma_cut: float = 2.0, include_mask: boo
             misconfigured model), or a FlexConv uses another kernel family (no analytic frequency bound exists for
             SIRENs, seeds/002 Sec. 3.3).
     """
-    if not isinstance(sigma_cut, (int, float)) or isinstance(sigma_cut, bool) or sigma_cut <= 0:
-        raise ValueError(f"sigma_cut must be a positive number, got {sigma_cut!r}.")
+    sigma_cut = check_number(sigma_cut, "sigma_cut", low=0.0, low_open=True)
     terms = []
     for name, module in net.named_modules():
         if not isinstance(module, ContinuousKernelConv):

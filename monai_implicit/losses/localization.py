@@ -15,6 +15,8 @@ from monai.losses import DiceLoss
 from torch import nn
 from torch.nn.modules.loss import _Loss
 
+from monai_implicit.utils import check_number
+
 __all__ = ["gaussian_blur_kernel", "DualLocalizationLoss"]
 
 
@@ -24,10 +26,9 @@ def gaussian_blur_kernel(alpha: float, cutoff: float = 1e-3, dtype: torch.dtype 
     Unnormalised (peak 1), as in the dual loss: a detection on the right sample keeps its full height.
     Returns a tensor of odd length ``2h + 1`` with ``h = floor(sqrt(-ln(cutoff) / alpha))``.
     """
-    if not alpha > 0:
-        raise ValueError(f"alpha must be positive, got {alpha!r}.")
-    if not 0 < cutoff < 1:
-        raise ValueError(f"cutoff must be in (0, 1), got {cutoff!r}.")
+    # an infinite alpha would give exp(-inf * 0) = NaN at the centre tap
+    alpha = check_number(alpha, "alpha", low=0.0, low_open=True)
+    cutoff = check_number(cutoff, "cutoff", low=0.0, high=1.0, low_open=True, high_open=True)
     half = int(math.floor(math.sqrt(-math.log(cutoff) / alpha)))
     x = torch.arange(-half, half + 1, dtype=dtype)
     return torch.exp(-alpha * x * x)
@@ -62,8 +63,12 @@ class DualLocalizationLoss(_Loss):
         smooth_dr: float = 1e-5,
     ) -> None:
         super().__init__()
-        if eps1 < 0 or eps2 < 0 or eps1 + eps2 == 0:
+        eps1 = check_number(eps1, "eps1", low=0.0)
+        eps2 = check_number(eps2, "eps2", low=0.0)
+        if eps1 + eps2 == 0:
             raise ValueError(f"eps1 and eps2 must be non-negative and not both zero, got {eps1!r}, {eps2!r}.")
+        smooth_nr = check_number(smooth_nr, "smooth_nr", low=0.0)
+        smooth_dr = check_number(smooth_dr, "smooth_dr", low=0.0)
         self.eps1 = float(eps1)
         self.eps2 = float(eps2)
         self.sigmoid = sigmoid

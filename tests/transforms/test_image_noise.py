@@ -57,6 +57,22 @@ def test_salt_pepper_explicit_values_and_integer_images():
     assert abs(changed.mean() - 0.3) < 0.02
 
 
+@pytest.mark.parametrize("to", [np.asarray, torch.as_tensor])
+def test_salt_pepper_value_the_dtype_cannot_hold_is_refused(to):
+    """salt=300 on uint8 used to wrap around to 44 (300 - 256); 0.5 truncated to 0. Refused, not clipped."""
+    img = to(np.full((1, 16, 16), 100, np.uint8))
+    for kwargs, name in (({"salt": 300}, "salt=300"), ({"pepper": -1}, "pepper=-1"), ({"salt": 0.5}, "salt=0.5")):
+        with pytest.raises(ValueError, match=f"{name} cannot be stored in a uint8 image"):
+            SaltPepperNoise(amount=0.5, **kwargs).set_random_state(0)(img)
+        with pytest.raises(ValueError, match=name):
+            RandSaltPepperNoised("image", prob=1.0, amount=0.5, **kwargs).set_random_state(0)({"image": img})
+    out = np.asarray(SaltPepperNoise(amount=0.5, salt=255, pepper=0).set_random_state(0)(img))
+    assert out.dtype == np.uint8 and set(np.unique(out).tolist()) == {0, 100, 255}
+    # a float image holds 300 exactly
+    assert np.asarray(SaltPepperNoise(amount=0.5, salt=300).set_random_state(0)(img.astype(np.float32)
+                      if isinstance(img, np.ndarray) else img.float())).max() == 300
+
+
 def test_speckle_relative_std_and_mean():
     img = image()
     for std in (0.05, 0.3):

@@ -29,6 +29,7 @@ from monai.networks.layers.utils import get_act_layer, get_dropout_layer, get_no
 from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
+from monai_implicit.utils import check_number
 
 __all__ = ["ConvFactory", "HeadFactory", "plain_conv", "ConvBlock", "NonLocalBlock", "UpLevel", "ConvUNet", "PlainUNet"]
 
@@ -76,6 +77,7 @@ class ConvBlock(nn.Sequential):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)  # nn.Dropout accepts NaN
         self.add_module("conv", conv(spatial_dims, in_channels, out_channels))
         if norm is not None:
             self.add_module("norm", get_norm_layer(norm, spatial_dims=spatial_dims, channels=out_channels))
@@ -146,7 +148,8 @@ class ConvUNet(nn.Module):
             default (NeRD heads replace it).
 
     Shapes:
-        ``(B, in_channels, *S) -> (B, out_channels, *S)`` for any ``S`` (odd sizes included).
+        ``(B, in_channels, *S) -> (B, out_channels, *S)`` for any ``S`` with every size ``>= 2**depth`` (odd sizes
+        and sizes not divisible by ``2**depth`` included); smaller inputs raise a ValueError naming the size.
     """
 
     def __init__(
@@ -180,6 +183,8 @@ class ConvUNet(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.depth = depth
+        # the smallest spatial size that survives `depth` max-pools of size 2 (a plain int for TorchScript)
+        self.min_size: int = 2**depth
         self.net_name: str = type(self).__name__
         p_all = dropout if dropout_mode == "all" else 0.0
         p_bottleneck = dropout if dropout_mode in ("all", "bottleneck") else 0.0
@@ -219,7 +224,18 @@ class ConvUNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last decoder features ``(B, f_0, *S)``: the network without its head (heads that need more than
-        the features, such as NeRD's positions, call this and then their head)."""
+        the features, such as NeRD's positions, call this and then their head).
+
+        Raises:
+            ValueError: a spatial size below ``2**depth`` (the bottleneck would be empty; the message names it).
+        """
+        for size in x.shape[2:]:
+            if size < self.min_size:
+                raise ValueError(
+                    f"{self.net_name} with depth={self.depth} max-pools each spatial axis {self.depth} times and needs "
+                    f"every spatial size >= 2**depth = {self.min_size}, got input shape {list(x.shape)}; pad the "
+                    f"input (e.g. monai.transforms.SpatialPad) or use a smaller depth."
+                )
         x = self.input_block(x)
         skips: list[torch.Tensor] = []
         for level in self.encoder:

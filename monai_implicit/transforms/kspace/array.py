@@ -29,6 +29,8 @@ from monai.transforms.transform import Randomizable, RandomizableTransform, Tran
 from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
 
+from monai_implicit.utils import check_number, check_probability
+
 from .masks import _MAX_SEED, MASK_KINDS, undersampling_mask
 
 __all__ = [
@@ -188,8 +190,11 @@ class UndersamplingMask(Transform):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         _check_choice(kind, MASK_KINDS, "kind")
-        if isinstance(accel, bool) or not isinstance(accel, (int, float)) or not math.isfinite(accel) or accel <= 1:
-            raise ValueError(f"accel must be a finite number > 1, got {accel!r}.")
+        accel = check_number(accel, "accel", low=1.0, low_open=True)
+        # checked here, not only when the first mask is built, so a bad config fails when it is parsed
+        tol = check_number(tol, "tol", low=0.0, high=accel, low_open=True, high_open=True)
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int, got {max_iter!r}.")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise TypeError(
                 f"seed must be a non-negative int (a fixed mask; use RandUndersamplingMask for a new mask per sample), "
@@ -578,7 +583,7 @@ class RandKspaceGaussianNoise(RandomizableTransform, _KspaceNoise):
         domain: str = "kspace",
         input_format: str = "real",
     ) -> None:
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_probability(prob))
         self.kind, self.range = _check_level(snr_db, sigma)
         self._setup(sampled_only, domain, input_format)
 

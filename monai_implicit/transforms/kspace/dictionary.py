@@ -25,6 +25,8 @@ from monai.config.type_definitions import NdarrayOrTensor
 from monai.transforms.transform import MapTransform, Randomizable, RandomizableTransform
 from monai.utils.type_conversion import convert_to_dst_type
 
+from monai_implicit.utils import check_probability
+
 from .array import (
     IMAGE_FORMATS,
     KspaceGaussianNoise,
@@ -388,7 +390,7 @@ class RandKspaceGaussianNoised(RandomizableTransform, MapTransform, _KspaceNoise
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_probability(prob))
         self.noise = RandKspaceGaussianNoise(1.0, snr_db, sigma, sampled_only, domain, input_format)
         self._setup_keys(mask_key, recon_key, recon_format)
 

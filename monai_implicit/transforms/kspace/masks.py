@@ -370,7 +370,8 @@ def cartesian_line_mask(kind: str, n: int, accel: float, calib: int = 24, seed: 
         seed: seed of the local random state (None: fresh randomness). Global random states are not touched.
 
     Returns:
-        boolean array of shape ``(n,)``, True for acquired lines, centred (DC at ``n // 2``).
+        boolean array of shape ``(n,)``, True for acquired lines, centred (DC at ``n // 2``); never empty: when the
+        draw selects no line (possible with ``calib=0``), the DC line is acquired.
     """
     if kind not in ("random_lines", "equispaced_lines"):
         raise ValueError(f"kind must be 'random_lines' or 'equispaced_lines', got {kind!r}.")
@@ -392,7 +393,13 @@ def cartesian_line_mask(kind: str, n: int, accel: float, calib: int = 24, seed: 
     maker = cls(center_fractions=[calib / n], accelerations=[accel_f], spatial_dims=1, is_complex=False)
     maker.set_random_state(seed=seed_i)
     maker(np.zeros((1, n), dtype=np.float32))
-    return np.asarray(maker.mask).reshape(-1) > 0
+    mask = np.asarray(maker.mask).reshape(-1) > 0
+    if not mask.any():
+        # without calibration lines MONAI's draw can select nothing (each random line is kept independently; an
+        # equispaced offset can fall past the last line): an empty mask would zero all of k-space, so the DC line
+        # (index n // 2), the one every acquisition measures, is acquired instead
+        mask[n // 2] = True
+    return mask
 
 
 # --------------------------------------------------------------------------------------------------------------------

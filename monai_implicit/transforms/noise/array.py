@@ -38,6 +38,8 @@ from monai.transforms.transform import Randomizable, RandomizableTransform, Tran
 from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
 
+from monai_implicit.utils import check_probability
+
 __all__ = ["SaltPepperNoise", "RandSaltPepperNoise", "SpeckleNoise", "RandSpeckleNoise"]
 
 
@@ -93,6 +95,32 @@ class _SaltPepper:
         self._amount: float | None = None
         self._svp: float | None = None
 
+    def _check_representable(self, dtype: torch.dtype) -> None:
+        """Refuse a ``salt`` / ``pepper`` value that the image dtype cannot hold.
+
+        The output keeps the input dtype, and casting an out-of-range value wraps around (``salt=300`` on a uint8
+        image becomes 44) or truncates (``0.5`` becomes 0): the noise would silently not be what was asked for.  The
+        value is refused rather than clipped, since a clipped salt is a different noise model.
+        """
+        if dtype == torch.bool:
+            return
+        if dtype.is_floating_point:
+            info_f = torch.finfo(dtype)
+            low, high, integral = float(info_f.min), float(info_f.max), False
+        else:
+            info_i = torch.iinfo(dtype)
+            low, high, integral = float(info_i.min), float(info_i.max), True
+        for name, value in (("salt", self.salt), ("pepper", self.pepper)):
+            if value is None:
+                continue
+            if not low <= value <= high or (integral and float(value) != math.floor(value)):
+                kind = "integers" if integral else "values"
+                raise ValueError(
+                    f"{name}={value!r} cannot be stored in a {str(dtype).replace('torch.', '')} image ({kind} in "
+                    f"[{low:g}, {high:g}]); pass a representable {name}, None (the channel's "
+                    f"{'maximum' if name == 'salt' else 'minimum'}), or convert the image to float first."
+                )
+
     def _apply(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         if self._u is None or self._amount is None or self._svp is None:
             raise RuntimeError("call randomize() first.")
@@ -104,6 +132,7 @@ class _SaltPepper:
         # is replaced with probability `amount` and is salt with probability `salt_vs_pepper` given replacement
         salt_sel = u < self._amount * self._svp
         pepper_sel = (u < self._amount) & ~salt_sel
+        self._check_representable(t.dtype)
         reduce_dims = tuple(range(1, t.ndim))
         view = (-1,) + (1,) * (t.ndim - 1)
         hi = torch.amax(t, dim=reduce_dims).view(view) if self.salt is None else torch.tensor(self.salt)
@@ -124,8 +153,9 @@ class SaltPepperNoise(Randomizable, Transform, _SaltPepper):
         amount: expected fraction of replaced elements, in [0, 1].
         salt_vs_pepper: fraction of replaced elements set to ``salt``, in [0, 1].
         salt: value of salt; None (default) uses the maximum of each channel (not 1, which is only right for
-            images scaled to [0, 1]).
-        pepper: value of pepper; None uses the minimum of each channel.
+            images scaled to [0, 1]).  The output keeps the image dtype, so a value that dtype cannot hold (e.g.
+            300 or 0.5 for uint8) raises a ValueError when the image is noised: it is refused, not clipped.
+        pepper: value of pepper; None uses the minimum of each channel (same dtype rule as ``salt``).
 
     ``__call__(img, randomize=True)``: ``img`` ``(C, *spatial)`` real; returns the same shape, dtype and container.
     """
@@ -163,7 +193,7 @@ class RandSaltPepperNoise(RandomizableTransform, _SaltPepper):
         salt: float | None = None,
         pepper: float | None = None,
     ) -> None:
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_probability(prob))
         self.amount = _as_range(amount, "amount", 0.0, 1.0)
         self.salt_vs_pepper = _as_range(salt_vs_pepper, "salt_vs_pepper", 0.0, 1.0)
         self._setup(salt, pepper)
@@ -234,7 +264,7 @@ class RandSpeckleNoise(RandomizableTransform, _Speckle):
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, prob: float = 0.1, std: float | Sequence[float] = (0.0, 0.1), mean: float = 0.0) -> None:
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_probability(prob))
         self.std = _as_range(std, "std", 0.0, math.inf)
         self.mean = _as_number(mean, "mean", -math.inf, math.inf)
         self._setup()

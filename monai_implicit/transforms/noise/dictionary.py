@@ -16,6 +16,8 @@ from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.transforms.transform import MapTransform, Randomizable, RandomizableTransform
 
+from monai_implicit.utils import check_probability
+
 from .array import RandSaltPepperNoise, RandSpeckleNoise, SaltPepperNoise, SpeckleNoise
 
 __all__ = [
@@ -108,7 +110,7 @@ class RandSaltPepperNoised(_RandNoised):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_probability(prob))
         self.noise = RandSaltPepperNoise(1.0, amount, salt_vs_pepper, salt, pepper)
 
 
@@ -138,7 +140,7 @@ class RandSpeckleNoised(_RandNoised):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_probability(prob))
         self.noise = RandSpeckleNoise(1.0, std, mean)
 
 
