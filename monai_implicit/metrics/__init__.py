@@ -6,6 +6,7 @@ and an ignite handler (``monai.handlers.IgniteMetricHandler``) for bundle config
 
 from .handlers import AverageSurfaceDistance, HausdorffPercentile, LesionWise, LocalizationF1
 from .lesion import (
+    BOUNDED_LESION_METRICS,
     LESION_COUNTS,
     LESION_METRICS,
     OVERLAP_RULES,

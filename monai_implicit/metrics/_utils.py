@@ -29,6 +29,7 @@ __all__ = [
     "resolve_spacing",
     "spacing_from_meta",
     "check_choice",
+    "check_batch_first",
 ]
 
 SpacingLike = Union[None, float, Sequence[float], Sequence[Sequence[float]], np.ndarray, torch.Tensor]
@@ -210,10 +211,14 @@ def iter_case_masks(
     include_background: bool = False,
     num_classes: Optional[int] = None,
     min_spatial_dims: int = 1,
+    spatial_dims: Optional[int] = None,
 ) -> tuple[tuple[int, int], Iterator[CaseMasks]]:
     """Validate a (prediction, ground truth) pair and iterate over the foreground of every (case, class).
 
-    Inputs are batch-first, ``(B, C, *spatial)``, torch tensors (MetaTensor included) or numpy arrays:
+    Inputs are batch-first, ``(B, C, *spatial)``, torch tensors (MetaTensor included) or numpy arrays, with exactly
+    ``spatial_dims`` spatial axes when it is given, else at least ``min_spatial_dims``.  The batch and channel axes
+    are never guessed: an unbatched ``(X, Y, Z)`` mask has the same number of axes as a batch of 1D masks
+    ``(B, C, Z)``, so it is refused (by ``min_spatial_dims=2`` or ``spatial_dims=3``) rather than scored as one.
 
     * ``C == 1`` and ``num_classes is None``: one binary mask per case (values 0/1 or bool). This single channel is
       the foreground, so ``include_background`` does not apply to it.
@@ -232,11 +237,7 @@ def iter_case_masks(
     yt = _to_numpy(y, "y")
     if yp.shape != yt.shape:
         raise ValueError(f"y_pred and y must have the same shape, got {tuple(yp.shape)} and {tuple(yt.shape)}.")
-    if yp.ndim < 2 + min_spatial_dims:
-        raise ValueError(
-            f"inputs must be batch-first (B, C, *spatial) with at least {min_spatial_dims} spatial dimension(s), "
-            f"got shape {tuple(yp.shape)}."
-        )
+    check_batch_first(yp.shape, spatial_dims, min_spatial_dims)
     for arr, name in ((yp, "y_pred"), (yt, "y")):
         if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.number)) or np.iscomplexobj(arr):
             raise TypeError(f"{name} must hold real numbers or bools, got dtype {arr.dtype}.")
@@ -281,6 +282,34 @@ def iter_case_masks(
 
     return (batch, len(classes)), generate()
 
+
+
+def check_batch_first(shape: Sequence[int], spatial_dims: Optional[int] = None, min_spatial_dims: int = 1) -> int:
+    """Number of spatial axes of a batch-first ``(B, C, *spatial)`` shape, or a ValueError naming the layout.
+
+    Args:
+        shape: the input's shape.
+        spatial_dims: the exact number of spatial axes expected (None: any number ``>= min_spatial_dims``).
+        min_spatial_dims: the fewest spatial axes accepted when ``spatial_dims`` is None.
+    """
+    if spatial_dims is not None:
+        if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, (int, np.integer)) or spatial_dims < 1:
+            raise ValueError(f"spatial_dims must be a positive int or None, got {spatial_dims!r}.")
+        ok, expected = len(shape) == spatial_dims + 2, f"{spatial_dims} spatial dimension(s)"
+    else:
+        ok, expected = len(shape) >= min_spatial_dims + 2, f"at least {min_spatial_dims} spatial dimension(s)"
+    if not ok:
+        axes = ", ".join(("B", "C", *("XYZ"[:spatial_dims] if spatial_dims and spatial_dims <= 3 else ["*spatial"])))
+        hint = ""
+        if len(shape) < (spatial_dims or min_spatial_dims) + 2:
+            hint = (
+                " -- an unbatched mask? add the batch and channel axes: y[None, None] for one binary mask "
+                "(*spatial), y[None] for one case (C, *spatial)"
+            )
+        raise ValueError(
+            f"inputs must be batch-first ({axes}) with {expected}, got shape {tuple(int(s) for s in shape)}{hint}."
+        )
+    return len(shape) - 2
 
 
 def _as_label_map(arr: np.ndarray) -> np.ndarray:

@@ -58,11 +58,12 @@ class HausdorffPercentile(IgniteMetricHandler):
         reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        spatial_dims: Optional[int] = None,
     ) -> None:
         metric_fn = HausdorffPercentileMetric(
             include_background=include_background, percentile=percentile, distance_reduction=distance_reduction,
             directed=directed, spacing=spacing, empty=empty, both_empty=both_empty, num_classes=num_classes,
-            reduction=reduction,
+            reduction=reduction, spatial_dims=spatial_dims,
         )
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
@@ -86,10 +87,12 @@ class AverageSurfaceDistance(IgniteMetricHandler):
         reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        spatial_dims: Optional[int] = None,
     ) -> None:
         metric_fn = AverageSurfaceDistanceMetric(
             include_background=include_background, distance_reduction=distance_reduction, directed=directed,
             spacing=spacing, empty=empty, both_empty=both_empty, num_classes=num_classes, reduction=reduction,
+            spatial_dims=spatial_dims,
         )
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 
@@ -108,16 +111,18 @@ class _CountMetricHandler(IgniteMetricHandler):
 
 
 class LesionWise(_CountMetricHandler):
-    """One lesion-wise metric (``"ldice"`` by default, or ``"ltpr"``, ``"lppv"``, ``"lfpr_nerd"``,
-    ``"lprecision"``, ``"lfpr_isbi"``, ``"lf1"``, or a count) averaged over cases.
+    """One lesion-wise metric (``"ldice_bounded"`` by default, or ``"ltpr"``, ``"lprecision"``, ``"lfpr_isbi"``,
+    ``"lf1"``, the published ``"ldice"``, ``"lppv"``, ``"lfpr_nerd"``, or a count) averaged over cases.
 
     Arguments are those of :class:`~monai_implicit.metrics.LesionWiseMetric` (with a single ``metric_name``),
-    plus ``output_transform`` and ``save_details``. Attach one handler per reported metric.
+    plus ``output_transform`` and ``save_details``. Attach one handler per reported metric.  Log the metrics of
+    :data:`~monai_implicit.metrics.BOUNDED_LESION_METRICS` as fractions: NeRD's published ``ldice`` / ``lppv``
+    exceed 1 (and ``lfpr_nerd`` drops below 0) when one prediction merges several lesions.
     """
 
     def __init__(
         self,
-        metric_name: str = "ldice",
+        metric_name: str = "ldice_bounded",
         include_background: bool = False,
         connectivity: Optional[int] = None,
         min_lesion_volume: float = 0.0,
@@ -130,6 +135,7 @@ class LesionWise(_CountMetricHandler):
         reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        spatial_dims: Optional[int] = None,
     ) -> None:
         if not isinstance(metric_name, str):
             raise TypeError(f"metric_name must be one string for a handler, got {metric_name!r}.")
@@ -137,6 +143,7 @@ class LesionWise(_CountMetricHandler):
             metric_name=metric_name, include_background=include_background, connectivity=connectivity,
             min_lesion_volume=min_lesion_volume, overlap=overlap, overlap_threshold=overlap_threshold,
             spacing=spacing, num_classes=num_classes, empty=empty, pooled=pooled, reduction=reduction,
+            spatial_dims=spatial_dims,
         )
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
 

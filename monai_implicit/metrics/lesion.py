@@ -1,4 +1,4 @@
-"""Lesion-wise detection metrics: GL, PL, TP, LTPR, LPPV, LFPR (both definitions), LDice, lesion F1.
+"""Lesion-wise detection metrics: GL, PL, TP, LTPR, LPPV, LFPR (both definitions), LDice (published and bounded), F1.
 
 NeRD (seeds/001, Sec. 4 "Evaluation metrics") scores white-matter-hyperintensity segmentation lesion by lesion:
 ``LTPR = TP / GL``, ``LPPV = TP / PL``, ``LDice = 2 TP / (GL + PL)`` with ``TP`` the number of ground-truth
@@ -6,27 +6,38 @@ lesions overlapping a predicted lesion, ``GL`` / ``PL`` the numbers of ground-tr
 ``LFPR = 1 - LPPV``. Other benchmarks use other conventions (REFERENCE.md Sec. 6), so every one of them is
 computed and named here:
 
-=============  =====================================================================================
-``gl``, ``pl``  numbers of ground-truth / predicted lesions (connected components)
-``tp``          ground-truth lesions detected by the prediction (NeRD's single "TP" count)
-``tp_pred``     predicted lesions that hit a ground-truth lesion
-``ltpr``        ``tp / gl`` -- lesion-wise true positive rate = WMH-challenge lesion recall
-``lppv``        ``tp / pl`` -- NeRD's lesion-wise positive predictive value (one TP count)
-``lfpr_nerd``   ``1 - lppv`` -- NeRD's LFPR
-``lprecision``  ``tp_pred / pl`` -- WMH-challenge lesion precision (two TP counts)
-``lfpr_isbi``   ``(pl - tp_pred) / pl`` = ``1 - lprecision`` -- ISBI 2015 MS challenge LFPR: the fraction of
-                predicted lesions with no ground truth under them
-``ldice``       ``2 tp / (gl + pl)`` -- NeRD's lesion-wise Dice
-``lf1``         ``2 ltpr lprecision / (ltpr + lprecision)`` -- WMH-challenge lesion F1
-=============  =====================================================================================
+=================  ==================================================================================================
+``gl``, ``pl``     numbers of ground-truth / predicted lesions (connected components)
+``tp``             ground-truth lesions detected by the prediction (NeRD's single "TP" count)
+``tp_pred``        predicted lesions that hit a ground-truth lesion
+``ltpr``           ``tp / gl`` -- lesion-wise true positive rate = WMH-challenge lesion recall
+``lppv``           ``tp / pl`` -- NeRD's lesion-wise positive predictive value (one TP count)
+``lfpr_nerd``      ``1 - lppv`` -- NeRD's LFPR
+``lprecision``     ``tp_pred / pl`` -- WMH-challenge lesion precision (two TP counts)
+``lfpr_isbi``      ``(pl - tp_pred) / pl`` = ``1 - lprecision`` -- ISBI 2015 MS challenge LFPR: the fraction of
+                   predicted lesions with no ground truth under them
+``ldice``          ``2 tp / (gl + pl)`` -- NeRD's lesion-wise Dice
+``ldice_bounded``  ``(tp + tp_pred) / (gl + pl)`` -- lesion-wise Dice with both TP counts: the fraction of all
+                   lesions (ground truth and predicted) that are matched
+``lf1``            ``2 ltpr lprecision / (ltpr + lprecision)`` -- WMH-challenge lesion F1
+=================  ==================================================================================================
 
 The two LFPRs differ under splits and merges: one ground-truth lesion split into two predictions gives
 ``tp = 1`` but ``tp_pred = 2``. Because NeRD uses one TP count for both rates, ``lppv`` and ``ldice`` exceed 1
-(and ``lfpr_nerd`` turns negative) when one predicted lesion merges several ground-truth lesions; they are
-reported as defined, not clipped. ``lprecision``, ``lfpr_isbi`` and ``lf1`` stay within [0, 1].
+(and ``lfpr_nerd`` turns negative) when one predicted lesion merges several ground-truth lesions: two lesions
+bridged by one prediction give ``tp = 2``, ``pl = 1``, so ``lppv = 2`` and ``ldice = 4/3``.  The published
+formulas are kept under their names (to compare with the paper), unclipped.
+
+**Headline values.** What the bundles log and report as fractions are the bounded metrics
+(:data:`BOUNDED_LESION_METRICS`), which lie in [0, 1] for every pair of masks because ``tp <= gl`` and
+``tp_pred <= pl``: ``ltpr``; ``lprecision`` (LPPV counted on the predicted side, the bounded LPPV);
+``lfpr_isbi`` (``1 - lprecision``, the bounded LFPR); ``ldice_bounded`` (the bounded LDice) and ``lf1``.
+``ldice_bounded`` equals NeRD's ``ldice`` whenever matching is one-to-one (``tp == tp_pred``: no splits or
+merges); under a merge it counts the bridged ground-truth lesions as found and the bridging prediction as one
+true positive (``(2 + 1) / (2 + 1) = 1`` above), and under a split it counts both fragments as true positives.
 
 Empty cases (``empty="wmh"``, the WMH-challenge convention): with no ground-truth lesion ``ltpr = 1``; with no
-predicted lesion ``lppv = lprecision = 1`` and both LFPRs are 0; ``ldice = 1`` when both are empty;
+predicted lesion ``lppv = lprecision = 1`` and both LFPRs are 0; ``ldice = ldice_bounded = 1`` when both are empty;
 ``lf1 = 0`` when ``ltpr + lprecision = 0``. ``empty="nan"`` leaves every undefined ratio NaN instead, so that
 ``aggregate()`` skips it.
 
@@ -60,6 +71,7 @@ from ._utils import (
 __all__ = [
     "LESION_COUNTS",
     "LESION_METRICS",
+    "BOUNDED_LESION_METRICS",
     "OVERLAP_RULES",
     "connectivity_rank",
     "label_foreground",
@@ -70,7 +82,9 @@ __all__ = [
 ]
 
 LESION_COUNTS = ("gl", "pl", "tp", "tp_pred")
-LESION_METRICS = ("ltpr", "lppv", "lfpr_nerd", "lprecision", "lfpr_isbi", "ldice", "lf1")
+LESION_METRICS = ("ltpr", "lppv", "lfpr_nerd", "lprecision", "lfpr_isbi", "ldice", "lf1", "ldice_bounded")
+#: the lesion-wise metrics that lie in [0, 1] for any masks: the ones to log or report as fractions
+BOUNDED_LESION_METRICS = ("ltpr", "lprecision", "lfpr_isbi", "ldice_bounded", "lf1")
 OVERLAP_RULES = ("any", "fraction", "iou")
 # beyond this many (gt, pred) pairs the dense contingency table is replaced by a sparse count (np.unique)
 _DENSE_TABLE_LIMIT = 1 << 22
@@ -224,6 +238,7 @@ def compute_lesion_counts(
     overlap_threshold: float = 0.0,
     spacing: SpacingLike = None,
     num_classes: Optional[int] = None,
+    spatial_dims: Optional[int] = None,
 ) -> torch.Tensor:
     """Lesion counts ``(gl, pl, tp, tp_pred)`` per case and class (NeRD, seeds/001 Sec. 4; REFERENCE.md Sec. 6).
 
@@ -244,19 +259,27 @@ def compute_lesion_counts(
             ``"any"``.
         spacing: voxel size in mm (number, one per axis, or one entry per case); used by ``min_lesion_volume``.
         num_classes: classes (with background) for single-channel label maps.
+        spatial_dims: the number of spatial axes the inputs must have (e.g. 3 for volumes); None (default)
+            accepts 2 or more. 1D masks need ``spatial_dims=1``: a ``(B, C, L)`` batch has as many axes as one
+            unbatched volume ``(X, Y, Z)``, which is refused instead of being counted as 1D masks.
 
     Returns:
         float32 tensor ``(B, n_classes, 4)`` with the counts ``gl, pl, tp, tp_pred`` (see module docstring).
 
     Raises:
-        ValueError / TypeError: shape mismatch, non-binary values, invalid connectivity, overlap rule,
-            threshold, volume or spacing.
+        ValueError / TypeError: shape mismatch, not batch-first, non-binary values, invalid connectivity,
+            overlap rule, threshold, volume or spacing.
     """
     threshold = _check_overlap(overlap, overlap_threshold)
+    # an infinite minimum volume would silently drop every lesion
     if isinstance(min_lesion_volume, bool) or not isinstance(min_lesion_volume, (int, float)) or \
-            not min_lesion_volume >= 0:
-        raise ValueError(f"min_lesion_volume must be a non-negative number of mm^3, got {min_lesion_volume!r}.")
-    (batch, n_classes), cases = iter_case_masks(y_pred, y, include_background, num_classes)
+            not 0 <= min_lesion_volume < np.inf:
+        raise ValueError(
+            f"min_lesion_volume must be a non-negative finite number of mm^3, got {min_lesion_volume!r}."
+        )
+    (batch, n_classes), cases = iter_case_masks(
+        y_pred, y, include_background, num_classes, min_spatial_dims=2, spatial_dims=spatial_dims
+    )
     spatial_dims = len(y_pred.shape) - 2
     rank = connectivity_rank(connectivity, spatial_dims)
     spacings = resolve_spacing(spacing, batch, spatial_dims)
@@ -293,12 +316,13 @@ def lesion_metrics_from_counts(counts: torch.Tensor, empty: str = "wmh") -> dict
     lppv = _ratio(tp, pl, 1.0 if wmh else nan)
     lprecision = _ratio(tp_pred, pl, 1.0 if wmh else nan)
     ldice = _ratio(2 * tp, gl + pl, 1.0 if wmh else nan)
+    ldice_bounded = _ratio(tp + tp_pred, gl + pl, 1.0 if wmh else nan)
     lf1 = _ratio(2 * ltpr * lprecision, ltpr + lprecision, 0.0)
     lf1 = torch.where(torch.isnan(ltpr) | torch.isnan(lprecision), torch.full_like(lf1, nan), lf1)
     return {
         "gl": gl, "pl": pl, "tp": tp, "tp_pred": tp_pred,
         "ltpr": ltpr, "lppv": lppv, "lfpr_nerd": 1.0 - lppv, "lprecision": lprecision, "lfpr_isbi": 1.0 - lprecision,
-        "ldice": ldice, "lf1": lf1,
+        "ldice": ldice, "lf1": lf1, "ldice_bounded": ldice_bounded,
     }
 
 
@@ -313,6 +337,7 @@ def compute_lesion_wise(
     spacing: SpacingLike = None,
     num_classes: Optional[int] = None,
     empty: str = "wmh",
+    spatial_dims: Optional[int] = None,
 ) -> dict[str, torch.Tensor]:
     """All lesion-wise counts and metrics per case and class (NeRD, seeds/001 Sec. 4; REFERENCE.md Sec. 6).
 
@@ -320,7 +345,7 @@ def compute_lesion_wise(
 
     Returns:
         ``{name: float64 tensor (B, n_classes)}`` for ``gl, pl, tp, tp_pred, ltpr, lppv, lfpr_nerd, lprecision,
-        lfpr_isbi, ldice, lf1``.
+        lfpr_isbi, ldice, lf1, ldice_bounded``; the ones to report as fractions are :data:`BOUNDED_LESION_METRICS`.
 
     Example::
 
@@ -331,7 +356,7 @@ def compute_lesion_wise(
         tensor([[0.5000]], dtype=torch.float64)
     """
     counts = compute_lesion_counts(y_pred, y, include_background, connectivity, min_lesion_volume, overlap,
-                                   overlap_threshold, spacing, num_classes)
+                                   overlap_threshold, spacing, num_classes, spatial_dims)
     return lesion_metrics_from_counts(counts, empty)
 
 
@@ -345,8 +370,8 @@ class LesionWiseMetric(CountMetric):
 
     Args:
         metric_name: one name or a sequence from ``LESION_METRICS + LESION_COUNTS``: ``"ltpr"``, ``"lppv"``,
-            ``"lfpr_nerd"``, ``"lprecision"``, ``"lfpr_isbi"``, ``"ldice"`` (default), ``"lf1"``, ``"gl"``, ``"pl"``,
-            ``"tp"``, ``"tp_pred"``.
+            ``"lfpr_nerd"``, ``"lprecision"``, ``"lfpr_isbi"``, ``"ldice"``, ``"lf1"``, ``"ldice_bounded"``
+            (default: the bounded LDice, see the module docstring), ``"gl"``, ``"pl"``, ``"tp"``, ``"tp_pred"``.
         include_background, connectivity, min_lesion_volume, overlap, overlap_threshold, num_classes: see
             :func:`compute_lesion_counts`.
         spacing: default voxel size in mm.
@@ -354,6 +379,8 @@ class LesionWiseMetric(CountMetric):
         pooled: derive the ratios from the counts reduced over cases instead of averaging per-case ratios.
         reduction: MONAI ``MetricReduction`` over cases (default ``"mean"``).
         get_not_nans: ``aggregate()`` also returns the number of non-NaN values.
+        spatial_dims: spatial axes of every case (None: 2 or more; 1D needs ``spatial_dims=1``); a batch tensor must
+            then have ``spatial_dims + 2`` axes.
 
     Example::
 
@@ -368,7 +395,7 @@ class LesionWiseMetric(CountMetric):
 
     def __init__(
         self,
-        metric_name: Union[str, Sequence[str]] = "ldice",
+        metric_name: Union[str, Sequence[str]] = "ldice_bounded",
         include_background: bool = False,
         connectivity: Optional[int] = None,
         min_lesion_volume: float = 0.0,
@@ -380,6 +407,7 @@ class LesionWiseMetric(CountMetric):
         pooled: bool = False,
         reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
         get_not_nans: bool = False,
+        spatial_dims: Optional[int] = None,
     ) -> None:
         super().__init__(metric_name, empty, pooled, reduction, get_not_nans)
         valid = {int(ndimage.generate_binary_structure(d, r).sum()) - 1 for d in (1, 2, 3) for r in range(1, d + 1)}
@@ -393,6 +421,7 @@ class LesionWiseMetric(CountMetric):
         self.overlap_threshold = _check_overlap(overlap, overlap_threshold)
         self.spacing = spacing
         self.num_classes = num_classes
+        self.spatial_dims = spatial_dims
 
     @classmethod
     def from_counts(cls, counts: torch.Tensor, empty: str) -> dict[str, torch.Tensor]:
@@ -404,5 +433,5 @@ class LesionWiseMetric(CountMetric):
             spacing = self.spacing if self.spacing is not None else spacing_from_meta(y, y.ndim - 2)
         return compute_lesion_counts(
             y_pred, y, self.include_background, self.connectivity, self.min_lesion_volume, self.overlap,
-            self.overlap_threshold, spacing, self.num_classes,
+            self.overlap_threshold, spacing, self.num_classes, self.spatial_dims,
         ).to(y_pred.device)

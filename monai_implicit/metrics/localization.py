@@ -100,8 +100,9 @@ def match_positions(detected: np.ndarray, true: np.ndarray, tolerance: float) ->
 def _check_args(threshold: float, tolerance: float, min_distance: Optional[int]) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}.")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
-        raise ValueError(f"tolerance must be a non-negative number of samples, got {tolerance!r}.")
+    # an infinite tolerance would match every detection to any true position
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < np.inf:
+        raise ValueError(f"tolerance must be a non-negative finite number of samples, got {tolerance!r}.")
     if min_distance is not None and (isinstance(min_distance, bool) or not isinstance(min_distance, int)
                                      or min_distance < 1):
         raise ValueError(f"min_distance must be None or an int >= 1, got {min_distance!r}.")

@@ -158,11 +158,16 @@ def _surface_table(
     empty: EmptyValue,
     both_empty: EmptyValue,
     num_classes: Optional[int],
+    spatial_dims: Optional[int],
 ) -> torch.Tensor:
     check_choice(reduction, DISTANCE_REDUCTIONS, "reduction")
     empty = _check_empty(empty, "empty", allow_diagonal=True)
     both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
-    (batch, n_classes), cases = iter_case_masks(y_pred, y, include_background, num_classes)
+    # at least 2 spatial axes unless 1D is asked for explicitly: an unbatched (X, Y, Z) mask would otherwise be read
+    # as a batch of X cases with Y one-hot channels of 1D masks (and score near-zero distances)
+    (batch, n_classes), cases = iter_case_masks(
+        y_pred, y, include_background, num_classes, min_spatial_dims=2, spatial_dims=spatial_dims
+    )
     spatial_dims = np.ndim(y_pred) - 2 if isinstance(y_pred, np.ndarray) else y_pred.ndim - 2
     spacings = resolve_spacing(spacing, batch, spatial_dims)
     out = torch.empty((batch, n_classes), dtype=torch.float32)
@@ -206,6 +211,7 @@ def compute_hausdorff_percentile(
     empty: EmptyValue = "diagonal",
     both_empty: EmptyValue = 0.0,
     num_classes: Optional[int] = None,
+    spatial_dims: Optional[int] = None,
 ) -> torch.Tensor:
     """Hausdorff distance at a percentile (HD95 by default), in mm, per case and class.
 
@@ -227,12 +233,14 @@ def compute_hausdorff_percentile(
         spacing: voxel size in mm: a number, one value per spatial axis, or one such entry per case.
         {empty}
         num_classes: number of classes (background included) when the inputs are single-channel label maps.
+        {spatial_dims}
 
     Returns:
         float32 tensor ``(B, n_classes)``; ``n_classes`` = C (or ``num_classes``) minus 1 without background.
 
     Raises:
-        ValueError: shape mismatch, non-binary values, wrong spacing length, unknown reduction or empty policy.
+        ValueError: shape mismatch, not batch-first, non-binary values, wrong spacing length, unknown reduction or
+            empty policy.
     """
     pct = _check_percentile(percentile)
 
@@ -240,7 +248,7 @@ def compute_hausdorff_percentile(
         return float(d.max()) if pct is None else float(np.percentile(d, pct))
 
     return _surface_table(y_pred, y, statistic, reduction, directed, include_background, spacing, empty,
-                          both_empty, num_classes)
+                          both_empty, num_classes, spatial_dims)
 
 
 def compute_average_surface_distance(
@@ -253,6 +261,7 @@ def compute_average_surface_distance(
     empty: EmptyValue = "diagonal",
     both_empty: EmptyValue = 0.0,
     num_classes: Optional[int] = None,
+    spatial_dims: Optional[int] = None,
 ) -> torch.Tensor:
     """Average (symmetric) surface distance, in mm, per case and class (ASD in NeRD, seeds/001 Sec. 4).
 
@@ -268,29 +277,41 @@ def compute_average_surface_distance(
         spacing: voxel size in mm: a number, one value per spatial axis, or one such entry per case.
         {empty}
         num_classes: number of classes (background included) for single-channel label maps.
+        {spatial_dims}
 
     Returns:
         float32 tensor ``(B, n_classes)``.
 
     Raises:
-        ValueError: shape mismatch, non-binary values, wrong spacing length, unknown reduction or empty policy.
+        ValueError: shape mismatch, not batch-first, non-binary values, wrong spacing length, unknown reduction or
+            empty policy.
     """
     return _surface_table(y_pred, y, lambda d: float(d.mean()), reduction, directed, include_background, spacing,
-                          empty, both_empty, num_classes)
+                          empty, both_empty, num_classes, spatial_dims)
 
 
-compute_hausdorff_percentile.__doc__ = compute_hausdorff_percentile.__doc__.replace("{empty}", _EMPTY_DOC)
-compute_average_surface_distance.__doc__ = compute_average_surface_distance.__doc__.replace("{empty}", _EMPTY_DOC)
+_SPATIAL_DIMS_DOC = """spatial_dims: the number of spatial axes the inputs must have (e.g. 3 for volumes); None
+            (default) accepts 2 or more. 1D masks need ``spatial_dims=1`` explicitly: a ``(B, C, L)`` batch has
+            as many axes as one unbatched volume ``(X, Y, Z)``, which is refused instead of scored as 1D masks."""
+for _f in (compute_hausdorff_percentile, compute_average_surface_distance):
+    _f.__doc__ = _f.__doc__.replace("{empty}", _EMPTY_DOC).replace("{spatial_dims}", _SPATIAL_DIMS_DOC)
 
 
 class _SurfaceMetric(CumulativeIterationMetric):
     """Shared machinery: spacing from the call, the constructor or the MetaTensor affine; MONAI reductions."""
 
-    def __init__(self, reduction: Union[MetricReduction, str], get_not_nans: bool, spacing: SpacingLike) -> None:
+    def __init__(
+        self,
+        reduction: Union[MetricReduction, str],
+        get_not_nans: bool,
+        spacing: SpacingLike,
+        spatial_dims: Optional[int] = None,
+    ) -> None:
         super().__init__()
         self.reduction = reduction
         self.get_not_nans = get_not_nans
         self.spacing = spacing
+        self.spatial_dims = spatial_dims
 
     def _spacing_for(self, y: torch.Tensor, kwargs: dict) -> SpacingLike:
         if kwargs.get("spacing") is not None:
@@ -333,6 +354,8 @@ class HausdorffPercentileMetric(_SurfaceMetric):
         num_classes: classes (with background) for single-channel label maps.
         reduction: MONAI ``MetricReduction`` over the non-NaN per-case values, default ``"mean"``.
         get_not_nans: ``aggregate()`` also returns the count of non-NaN values.
+        spatial_dims: spatial axes of every case (None: 2 or more; 1D needs ``spatial_dims=1``); a batch tensor must
+            then have ``spatial_dims + 2`` axes, so an unbatched volume is refused instead of scored wrongly.
     """
 
     def __init__(
@@ -347,8 +370,9 @@ class HausdorffPercentileMetric(_SurfaceMetric):
         num_classes: Optional[int] = None,
         reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
         get_not_nans: bool = False,
+        spatial_dims: Optional[int] = None,
     ) -> None:
-        super().__init__(reduction, get_not_nans, spacing)
+        super().__init__(reduction, get_not_nans, spacing, spatial_dims)
         self.include_background = include_background
         self.percentile = _check_percentile(percentile)
         self.distance_reduction = check_choice(distance_reduction, DISTANCE_REDUCTIONS, "distance_reduction")
@@ -360,7 +384,7 @@ class HausdorffPercentileMetric(_SurfaceMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
         return compute_hausdorff_percentile(
             y_pred, y, self.include_background, self.percentile, self.distance_reduction, self.directed,
-            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes,
+            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes, self.spatial_dims,
         ).to(y_pred.device)
 
 
@@ -379,6 +403,8 @@ class AverageSurfaceDistanceMetric(_SurfaceMetric):
         num_classes: classes (with background) for single-channel label maps.
         reduction: MONAI ``MetricReduction`` over the non-NaN per-case values, default ``"mean"``.
         get_not_nans: ``aggregate()`` also returns the count of non-NaN values.
+        spatial_dims: spatial axes of every case (None: 2 or more; 1D needs ``spatial_dims=1``); a batch tensor must
+            then have ``spatial_dims + 2`` axes, so an unbatched volume is refused instead of scored wrongly.
     """
 
     def __init__(
@@ -392,8 +418,9 @@ class AverageSurfaceDistanceMetric(_SurfaceMetric):
         num_classes: Optional[int] = None,
         reduction: Union[MetricReduction, str] = MetricReduction.MEAN,
         get_not_nans: bool = False,
+        spatial_dims: Optional[int] = None,
     ) -> None:
-        super().__init__(reduction, get_not_nans, spacing)
+        super().__init__(reduction, get_not_nans, spacing, spatial_dims)
         self.include_background = include_background
         self.distance_reduction = check_choice(distance_reduction, DISTANCE_REDUCTIONS, "distance_reduction")
         self.directed = directed
@@ -404,5 +431,5 @@ class AverageSurfaceDistanceMetric(_SurfaceMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
         return compute_average_surface_distance(
             y_pred, y, self.include_background, self.distance_reduction, self.directed,
-            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes,
+            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes, self.spatial_dims,
         ).to(y_pred.device)

@@ -276,3 +276,72 @@ def test_bad_inputs():
         LesionWiseMetric(connectivity=10)
     with pytest.raises(ValueError, match="empty"):
         compute_lesion_wise(g, g, empty="zero")
+
+
+def test_bounded_ldice_on_merges_and_splits():
+    """NeRD's LDice leaves [0, 1] when a prediction merges lesions; the bounded LDice is (tp + tp_pred) / (gl + pl)."""
+    gt = np.zeros((20, 20, 5), bool)
+    pred = np.zeros_like(gt)
+    box(gt, slice(2, 6), slice(2, 6), slice(1, 4))
+    box(gt, slice(8, 12), slice(2, 6), slice(1, 4))
+    box(pred, slice(3, 11), slice(3, 5), slice(2, 3))  # one prediction bridging both
+    v = values(pred, gt)
+    assert v["ldice"] == pytest.approx(4 / 3) and v["ldice_bounded"] == pytest.approx((2 + 1) / (2 + 1))
+    # split: one lesion found by two fragments, plus a missed lesion -> gl 2, pl 2, tp 1, tp_pred 2
+    pred = np.zeros_like(gt)
+    box(pred, slice(2, 3), slice(2, 6), slice(1, 4))
+    box(pred, slice(5, 6), slice(2, 6), slice(1, 4))
+    box(gt, slice(15, 18), slice(15, 18), slice(1, 3))
+    gt[8:12] = False
+    v = values(pred, gt)
+    assert (v["gl"], v["pl"], v["tp"], v["tp_pred"]) == (2, 2, 1, 2)
+    assert v["ldice"] == pytest.approx(2 / 4) and v["ldice_bounded"] == pytest.approx(3 / 4)
+    # one-to-one matching: the bounded LDice is NeRD's
+    v = values(gt, gt)
+    assert v["ldice_bounded"] == v["ldice"] == 1.0
+    empty = np.zeros_like(gt)
+    assert values(empty, empty)["ldice_bounded"] == 1.0
+    assert math.isnan(values(empty, empty, empty="nan")["ldice_bounded"])
+    assert values(empty, gt)["ldice_bounded"] == 0.0
+
+
+def test_bounded_metrics_stay_in_unit_interval_on_random_cases():
+    """Property test (fixed seed): random blob masks produce merges and splits; the published LDice / LPPV leave
+    [0, 1] on some cases, every metric of BOUNDED_LESION_METRICS never does (per case and pooled)."""
+    from monai_implicit.metrics import BOUNDED_LESION_METRICS
+
+    rng = np.random.default_rng(2024)
+    preds, gts = [], []
+    for _ in range(60):
+        shape = (24, 24, 6)
+        gts.append(ndimage.binary_opening(rng.random(shape) < 0.25) if rng.random() < 0.5 else rng.random(shape) < 0.05)
+        preds.append(ndimage.binary_dilation(gts[-1], iterations=int(rng.integers(0, 3))) & (rng.random(shape) < 0.9)
+                     | (rng.random(shape) < 0.02))
+    preds.append(np.zeros((24, 24, 6), bool))  # empty cases too
+    gts.append(np.zeros((24, 24, 6), bool))
+    result = compute_lesion_wise(batch(*preds), batch(*gts), connectivity=26)
+    assert (result["ldice"] > 1).any() and (result["lppv"] > 1).any()  # the published formulas, unclipped
+    for name in BOUNDED_LESION_METRICS:
+        assert ((result[name] >= 0) & (result[name] <= 1)).all(), name
+    metric = LesionWiseMetric(metric_name=list(BOUNDED_LESION_METRICS), connectivity=26)
+    metric(batch(*preds), batch(*gts))
+    for pooled in (False, True):
+        for value in metric.aggregate(pooled=pooled):
+            assert 0.0 <= value.item() <= 1.0
+    assert LesionWiseMetric().metric_name == "ldice_bounded"
+
+
+def test_unbatched_mask_is_refused():
+    """A (X, Y, Z) mask has the axes of a batch of 1D masks (B, C, Z): refused, not counted as X cases."""
+    gt = np.zeros((12, 10, 6), bool)
+    box(gt, slice(2, 5), slice(2, 5), slice(1, 3))
+    with pytest.raises(ValueError, match=r"batch-first .* got shape \(12, 10, 6\) -- an unbatched mask"):
+        compute_lesion_wise(torch.from_numpy(gt), torch.from_numpy(gt))
+    with pytest.raises(ValueError, match=r"\(B, C, X, Y, Z\) with 3 spatial"):
+        compute_lesion_counts(batch(gt)[0], batch(gt)[0], spatial_dims=3)  # (1, X, Y, Z): no batch axis
+    with pytest.raises(ValueError, match="batch-first"):
+        LesionWiseMetric(spatial_dims=3)(torch.from_numpy(gt)[None], torch.from_numpy(gt)[None])
+    assert compute_lesion_counts(batch(gt), batch(gt), spatial_dims=3)[0, 0].tolist() == [1, 1, 1, 1]
+    line = torch.zeros(2, 1, 30)
+    line[:, :, 3:6] = 1
+    assert compute_lesion_counts(line, line, spatial_dims=1)[:, 0, 0].tolist() == [1, 1]  # 1D only on request

@@ -244,3 +244,27 @@ def test_bad_inputs():
         compute_hausdorff_percentile([g], g)
     with pytest.raises(ValueError, match="non-empty"):
         surface_distances(np.zeros((4, 4), bool), np.ones((4, 4), bool))
+
+
+def test_unbatched_mask_is_refused():
+    """An (X, Y, Z) mask used to be read as (B, C, Z) and scored near-zero distances; it is refused now."""
+    rng = np.random.default_rng(11)
+    p, g = random_mask(SHAPES[3], rng), random_mask(SHAPES[3], rng)
+    for fn in (compute_hausdorff_percentile, compute_average_surface_distance):
+        with pytest.raises(ValueError, match=r"got shape \(26, 22, 14\) -- an unbatched mask\? add the batch"):
+            fn(torch.from_numpy(p).float(), torch.from_numpy(g).float())
+        with pytest.raises(ValueError, match=r"\(B, C, X, Y, Z\) with 3 spatial dimension"):
+            fn(batch(p)[0], batch(g)[0], spatial_dims=3)  # channel-first but no batch axis
+        expected = fn(batch(p), batch(g), spacing=SPACINGS[3])
+        torch.testing.assert_close(fn(batch(p), batch(g), spacing=SPACINGS[3], spatial_dims=3), expected)
+    for metric in (HausdorffPercentileMetric(spatial_dims=3), AverageSurfaceDistanceMetric(spatial_dims=3)):
+        with pytest.raises(ValueError, match="batch-first"):
+            metric(batch(p)[0], batch(g)[0])
+        metric([batch(p)[0]], [batch(g)[0]])  # a list of channel-first cases is batched by MONAI: accepted
+        assert metric.get_buffer().shape == (1, 1)
+    # 1D masks need the explicit spatial_dims=1
+    line_p, line_g = torch.zeros(1, 1, 40), torch.zeros(1, 1, 40)
+    line_p[..., 5:9], line_g[..., 7:12] = 1, 1
+    with pytest.raises(ValueError, match="at least 2 spatial"):
+        compute_hausdorff_percentile(line_p, line_g)
+    assert compute_hausdorff_percentile(line_p, line_g, percentile=None, spatial_dims=1).item() == 3.0
