@@ -17,7 +17,10 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import load_decathlon_datalist
+from monai.data.utils import AFFINE_TOL
 from monai.transforms import MapTransform
+
+from monai_implicit.transforms.checks import ImageReadError, check_same_grid
 
 __all__ = [
     "ensure_dataset", "load_datalist", "image_datalist",
@@ -94,18 +97,26 @@ def _ensure(
     )
 
 
-def _check_readable(path: str) -> None:
-    """Open the header of a NIfTI file (cheap) so that a corrupt file is reported before training starts."""
+def _check_readable(path: str) -> Optional[tuple[tuple[int, ...], np.ndarray]]:
+    """Open the header of a NIfTI file (cheap) so that a corrupt file is reported before training starts.
+
+    Returns:
+        ``(spatial shape, affine (4, 4))`` of a NIfTI file (the spatial shape is at most the first three axes: NIfTI
+        stores time or channels after them), None for other formats (not read here).
+    """
     if path.endswith((".nii", ".nii.gz")):
         import nibabel as nib
 
         try:
-            header = nib.load(path).header
-            _ = header.get_data_shape(), header.get_zooms()
+            image = nib.load(path)
+            header = image.header
+            shape, _ = header.get_data_shape(), header.get_zooms()
+            return tuple(int(n) for n in shape[:3]), np.asarray(image.affine, dtype=np.float64)
         except Exception as e:  # nibabel raises several types for truncated or non-NIfTI files
-            raise ValueError(f"cannot read image {path!r}: {type(e).__name__}: {e}") from e
-    elif os.path.isfile(path) and os.path.getsize(path) == 0:
-        raise ValueError(f"image {path!r} is an empty file.")
+            raise ImageReadError(f"cannot read image {path!r}: {type(e).__name__}: {e}") from e
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ImageReadError(f"image {path!r} is an empty file.")
+    return None
 
 
 def load_datalist(
@@ -114,8 +125,11 @@ def load_datalist(
     data_list_key: str = "training",
     base_dir: Optional[PathLike] = None,
     check_headers: bool = True,
+    grid_keys: Optional[Sequence[str]] = ("image", "label"),
+    affine_tol: float = AFFINE_TOL,
 ) -> list[dict]:
-    """``monai.data.load_decathlon_datalist`` plus a check that every file of ``keys`` exists and can be read.
+    """``monai.data.load_decathlon_datalist`` plus a check that every file of ``keys`` exists and can be read, and
+    that every image shares the voxel grid of its label.
 
     Args:
         datalist_file: MSD-style JSON.
@@ -123,17 +137,29 @@ def load_datalist(
         data_list_key: ``"training"``, ``"validation"``, ``"test"``...
         base_dir: folder the relative paths are resolved against (default: the datalist's folder).
         check_headers: also open the NIfTI headers (fast; catches truncated or non-image files).
+        grid_keys: ``(image_key, label_key)`` whose NIfTI files must share one voxel grid: the same spatial shape
+            and affines equal within ``affine_tol``, checked on the headers only (with ``check_headers``, when
+            both keys are in ``keys``). A multi-file image (one file per modality) is checked file by file. A label
+            on another grid would otherwise be resampled by its own affine and train to completion misaligned.
+            None disables the check.
+        affine_tol: largest admissible absolute difference of any affine entry (MONAI's ``AFFINE_TOL``, 1e-3).
 
     Raises:
         FileNotFoundError: the datalist or one of its files does not exist (the message names it).
-        ValueError: an entry misses a key, or a file cannot be read (the message names it).
+        ValueError: an entry misses a key, a file cannot be read (:class:`~monai_implicit.transforms.ImageReadError`)
+            or an image and its label differ in grid (:class:`~monai_implicit.transforms.GridMismatchError`; the
+            message names both files).
     """
     if not os.path.isfile(datalist_file):
         raise FileNotFoundError(f"datalist {str(datalist_file)!r} does not exist.")
     items = load_decathlon_datalist(str(datalist_file), True, data_list_key, base_dir)
     if not items:
         raise ValueError(f"datalist {str(datalist_file)!r} has no entries under {data_list_key!r}.")
+    if grid_keys is not None and len(grid_keys) != 2:
+        raise ValueError(f"grid_keys must be (image_key, label_key) or None, got {grid_keys!r}.")
+    compare = check_headers and grid_keys is not None and all(k in keys for k in grid_keys)
     for i, item in enumerate(items):
+        grids: dict[str, list[tuple[str, Any]]] = {}
         for key in keys:
             if key not in item:
                 raise ValueError(f"entry {i} of {str(datalist_file)!r} has no {key!r}: {item}.")
@@ -141,7 +167,14 @@ def load_datalist(
                 if not os.path.exists(path):
                     raise FileNotFoundError(f"{key} {path!r} (entry {i} of {str(datalist_file)!r}) does not exist.")
                 if check_headers:
-                    _check_readable(path)
+                    grids.setdefault(key, []).append((path, _check_readable(path)))
+        if compare:
+            image_key, label_key = grid_keys  # type: ignore[misc]
+            for label_path, label_grid in grids[label_key]:
+                for image_path, image_grid in grids[image_key]:
+                    if image_grid is not None and label_grid is not None:
+                        check_same_grid(image_grid[0], image_grid[1], image_path, label_grid[0], label_grid[1],
+                                        label_path, affine_tol)
     return items
 
 

@@ -40,7 +40,8 @@ class DensePredictor(BundlePredictor):
     Shapes:
         ``predict`` accepts a path, a ``(*spatial)`` or ``(1, *spatial)`` tensor or array and returns a float
         MetaTensor ``(C_out, *spatial)`` (``(*spatial)`` when ``C_out == 1`` and the input had no channel axis) with
-        the input's affine and meta data.
+        the input's affine and meta data.  Inputs are checked, and a bundle for 2D images also takes volumes
+        (predicted slice by slice along the last axis), as in :class:`BundlePredictor`.
     """
 
     def __init__(
@@ -62,12 +63,10 @@ class DensePredictor(BundlePredictor):
     @torch.no_grad()
     def predict(self, data: Union[PathLike, torch.Tensor, np.ndarray]) -> MetaTensor:
         """Network output of ``data`` in its own grid; see the class docstring for shapes."""
-        image, squeeze = self._as_input(data)
-        if image.ndim != self.network_spatial_dims + 1:
-            raise ValueError(
-                f"the loaded image has shape {tuple(image.shape)}; expected (1, *spatial) with "
-                f"{self.network_spatial_dims} spatial dims (check the bundle's predict_loader)."
-            )
+        return super().predict(data)
+
+    def _predict_image(self, image: MetaTensor) -> torch.Tensor:
+        """The post-processed output ``(C_out, *spatial)`` of one image ``(1, *spatial)`` in its own grid."""
         item = self.transform({"image": image.float()})
         out = self.inferer(torch.as_tensor(item["image"]).unsqueeze(0).float().to(self.device), self.network)
         item["pred"] = MetaTensor(out[0].float().cpu(), meta=dict(getattr(item["image"], "meta", {})))
@@ -76,10 +75,7 @@ class DensePredictor(BundlePredictor):
         pred = torch.as_tensor(self.invert(item)["pred"]).float()
         if self.postprocess is not None:
             pred = torch.as_tensor(self.postprocess(pred))
-        if tuple(pred.shape[1:]) != tuple(image.shape[1:]):
-            raise RuntimeError(f"inverted prediction {tuple(pred.shape)} does not match the input {tuple(image.shape)}")
-        result = MetaTensor(pred, affine=image.affine, meta=dict(image.meta))
-        return result[0] if squeeze and result.shape[0] == 1 else result
+        return pred
 
 
 def load_bundle(

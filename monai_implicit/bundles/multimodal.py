@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from monai_implicit.transforms.checks import check_finite
+
 from .predictor import BundlePredictor, load_label_predictor
 
 __all__ = ["MultiModalPredictor", "load_multimodal", "path_parts_name_formatter"]
@@ -63,7 +65,8 @@ class MultiModalPredictor(BundlePredictor):
         self.spatial_dims = spatial_dims
 
     @property
-    def network_spatial_dims(self) -> int:
+    def image_spatial_dims(self) -> int:
+        """Spatial dimensions of the images (given at construction: 3 for volumes, also for a 2D network)."""
         return self.spatial_dims
 
     def _as_input(self, data: Any) -> tuple[MetaTensor, bool]:
@@ -73,16 +76,12 @@ class MultiModalPredictor(BundlePredictor):
                 raise ValueError(
                     f"predict expects {self.in_channels} paths (one per modality), got {len(data)} items: {data!r}."
                 )
-            for path in data:
-                if not os.path.exists(path):
-                    raise FileNotFoundError(f"image {str(path)!r} does not exist.")
-            image = self.loader({"image": [str(p) for p in data]})["image"]
+            image, what, label = self._load(data), "image", ", ".join(str(p) for p in data)
         elif isinstance(data, (str, os.PathLike)):
-            if not os.path.exists(data):
-                raise FileNotFoundError(f"image {str(data)!r} does not exist.")
-            image = self.loader({"image": str(data)})["image"]
+            image, what, label = self._load(data), "image", str(data)
         elif isinstance(data, (torch.Tensor, np.ndarray)):
             image = data if isinstance(data, MetaTensor) else MetaTensor(torch.as_tensor(data))
+            what, label = "input", f"tensor of shape {tuple(image.shape)}"
             if image.ndim == self.spatial_dims and self.in_channels == 1:
                 image, squeeze = image.unsqueeze(0), True
         else:
@@ -90,11 +89,14 @@ class MultiModalPredictor(BundlePredictor):
                 f"predict expects a path, a sequence of paths, a torch.Tensor or a numpy array, "
                 f"got {type(data).__name__}."
             )
-        if image.ndim != self.spatial_dims + 1 or image.shape[0] != self.in_channels:
+        accepted = (self.spatial_dims, self.spatial_dims + 1) if self.takes_volumes_slice_wise else (self.spatial_dims,)
+        if image.ndim - 1 not in accepted or image.shape[0] != self.in_channels:
+            source = f" (from {label!r})" if what == "image" else ""
             raise ValueError(
-                f"predict expects an image ({self.in_channels}, *spatial) with {self.spatial_dims} spatial dims "
-                f"({self.in_channels} modalities), got shape {tuple(image.shape)}."
+                f"predict expects an image ({self.in_channels}, *spatial) with {' or '.join(map(str, accepted))} "
+                f"spatial dims ({self.in_channels} modalities), got shape {tuple(image.shape)}{source}."
             )
+        check_finite(image, name=label, what=what)
         return image, squeeze
 
 

@@ -56,7 +56,8 @@ def test_atomic_saver_stores_engine_and_latest(tmp_path):
     _engine_with(saver, epochs=3)
     assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_epoch=3.pt")
     state = torch.load(latest_checkpoint(tmp_path), weights_only=False)
-    assert state["trainer"]["iteration"] == 3 * state["trainer"]["epoch_length"] and set(state) == {"model", "trainer"}
+    assert state["trainer"]["iteration"] == 3 * state["trainer"]["epoch_length"]
+    assert set(state) == {"model", "trainer", "scaler", "rng"}  # resume state: engine, AMP scaler, random generators
     (tmp_path / "checkpoint_epoch=10.pt.tmp").write_bytes(b"")  # not a checkpoint name
     (tmp_path / "checkpoint_epoch=12.pt").mkdir()  # not a file
     assert latest_checkpoint(tmp_path).endswith("epoch=3.pt")

@@ -17,10 +17,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from ignite.metrics import Metric
 from monai.bundle import ConfigParser, ConfigWorkflow
 
 import monai_implicit.bundles
-from monai_implicit.bundles import latest_checkpoint
+from monai_implicit.bundles import latest_checkpoint, log_training_summary
 from monai_implicit.layers.njet import NJetConv, sigmas
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,3 +176,56 @@ def test_missing_dataset_and_bad_label_are_named(trained, tmp_path):
         preprocessing({"image": image, "label": str(tmp_path / "bad_label.nii.gz")})
     assert "bad_label.nii.gz" in str(error.value) + str(error.value.__cause__)
 
+
+class ScheduledScore(Metric):
+    """A key validation metric rigged to return ``scores[epoch]`` (which validation is better is then known)."""
+
+    def __init__(self, scores: dict) -> None:
+        self.scores, self.engine = scores, None
+        super().__init__()
+
+    def attach(self, engine, name, usage="epoch_wise") -> None:
+        self.engine = engine
+        super().attach(engine, name, usage)
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, output) -> None:
+        pass
+
+    def compute(self) -> float:
+        return self.scores[self.engine.state.epoch]
+
+
+def test_resume_keeps_best_model_and_falls_back(trained, tmp_path):
+    """train.json wiring: the best metric survives a resume, and a truncated newest checkpoint is skipped."""
+    data = str(trained[0] / "data" / "synthetic_la")
+
+    def train(epochs: int, scores: dict) -> ConfigWorkflow:
+        wf = _workflow(["train.json"], tmp_path, epochs=epochs, dataset_dir=data,
+                       **{"validate#key_metric": {"val_score": ScheduledScore(scores)}})
+        wf.initialize()
+        wf.run()
+        wf.finalize()
+        return wf
+
+    models = tmp_path / "models"
+    train(2, {1: 0.5, 2: 0.8})
+    best = (models / "model.pt").read_bytes()
+    wf = train(3, {3: 0.6})  # resumed at epoch 2; epoch 3 validates worse
+    assert (models / "model.pt").read_bytes() == best
+    summary = log_training_summary(wf.trainer, wf.parser.get_parsed_content("validate#evaluator"), str(models))
+    assert (summary["best_metric_epoch"], summary["best_metric"]) == (2, 0.8)
+    assert [p.name for p in sorted(models.glob("checkpoint_epoch=*.pt"))] == ["checkpoint_epoch=2.pt",
+                                                                             "checkpoint_epoch=3.pt"]
+
+    newest = models / "checkpoint_epoch=3.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    wf = train(3, {3: 0.9})  # falls back to epoch 2, redoes epoch 3, which is now better
+    assert (models / "model.pt").read_bytes() != best
+    net = wf.parser.get_parsed_content("network")
+    saved = torch.load(models / "model.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
+    summary = log_training_summary(wf.trainer, wf.parser.get_parsed_content("validate#evaluator"), str(models))
+    assert (summary["best_metric_epoch"], summary["best_metric"]) == (3, 0.9)
