@@ -6,11 +6,13 @@ The training plan is checked by merging its config files with MONAI's own ``Conf
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from monai.bundle import ConfigParser
@@ -22,6 +24,8 @@ from monai_implicit.apps.label.bundles import (
     select_bundles,
 )
 from monai_implicit.apps.label.training import (
+    ALLOWED_OVERRIDES,
+    OverrideError,
     TrainingFailed,
     TrainPlan,
     check_overrides,
@@ -78,6 +82,20 @@ def test_real_bundle_is_served_with_its_channel_def():
     assert bundle.train_config == BUNDLE / "configs" / "train.json"
     assert bundle.checkpoint == BUNDLE / "models" / "model.pt"
     assert [b.name for b in select_bundles(models="hyperunet_lits")] == ["hyperunet_lits"]
+
+
+def test_input_channels_come_from_the_metadata(tmp_path):
+    meta = json.loads((REPO / "bundles" / "nerdunet_wmh" / "configs" / "metadata.json").read_text())
+    spec = meta["network_data_format"]["inputs"]["image"]
+    expected = tuple(spec["channel_def"][str(i)] for i in range(spec["num_channels"]))
+    assert find_segmentation_bundles()["nerdunet_wmh"].input_channels == expected == ("T1", "FLAIR")
+    assert find_segmentation_bundles()["hyperunet_lits"].input_channels == ("image",)
+    folder = _bundle(tmp_path, "bad", SEG)
+    metadata = json.loads((folder / "configs" / "metadata.json").read_text())
+    metadata["network_data_format"]["inputs"]["image"]["num_channels"] = 0
+    (folder / "configs" / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="num_channels"):
+        read_segmentation_bundle(folder)
 
 
 def test_discovery_skips_non_segmentation_folders(tmp_path):
@@ -150,26 +168,86 @@ def test_validation_interval_rejects(bad):
         validation_interval(bad, 10)
 
 
-def test_check_overrides():
-    train = json.loads((BUNDLE / "configs" / "train.json").read_text())
-    ok = {"num_workers": 0, "patch_size": [16, 16, 8], "train#dataset#cache_rate": 0.5, "network_def#dropout": 0.0}
+def _train_config() -> dict:
+    return json.loads((BUNDLE / "configs" / "train.json").read_text())
+
+
+def test_check_overrides_accepts_allow_listed_numbers():
+    train = _train_config()
+    ok = {"num_workers": 0, "num_samples": 1, "sw_batch_size": 8, "learning_rate": 1e-4, "batch_size": 4,
+          "cache_rate": 0.5, "amp": False, "seed": 7}
     assert check_overrides(ok, train) == ok
-    assert check_overrides(None, train) == {}
-    bad = [
-        ({"no_such_id": 1}, "not a config id"),
-        ({"num_workers": "$__import__('os').system('true')"}, "expressions"),
-        ({"num_workers": "@epochs"}, "expressions"),
-        ({"network_def": {"_target_": "torch.nn.Identity"}}, "_target_"),
-        ({"+train#handlers": []}, "config ids"),
-        ({"patch_size": [16, "%epochs", 8]}, "expressions"),
-    ]
-    for overrides, match in bad:
-        with pytest.raises(ValueError, match=match):
-            check_overrides(overrides, train)
-    with pytest.raises(TypeError, match="JSON value"):
-        check_overrides({"num_workers": object()}, train)
+    assert check_overrides(None, train) == {} and check_overrides({}, train) == {}
+    # an integer learning rate is a number too; it is passed on as a float
+    checked = check_overrides({"learning_rate": 1}, train)
+    assert checked == {"learning_rate": 1.0} and type(checked["learning_rate"]) is float
+    # every allow-listed id has a type and bounds: the bounds themselves are accepted
+    for key, rule in ALLOWED_OVERRIDES.items():
+        if key not in train or rule.kind is bool:
+            continue
+        if rule.high is not None:
+            assert check_overrides({key: rule.high}, train) == {key: rule.high}
+        if rule.low is not None and not rule.low_exclusive:
+            assert check_overrides({key: rule.low}, train) == {key: rule.low}
+
+
+# hostile overrides as a client can send them over HTTP; each must be refused with an error naming the id
+HOSTILE_OVERRIDES = [
+    # replace a component by a dict without "_" keys, then give it a target: MONAI would instantiate it
+    ({"network_def": {"args": ["touch", "/tmp/pwned"]}, "network_def#_target_": "subprocess.run"}, "network_def"),
+    ({"network": {"args": ["touch", "/tmp/pwned"]}, "network#_target_": "subprocess.run"}, "network"),
+    ({"network_def#_target_": "subprocess.run"}, "network_def#_target_"),
+    ({"train#trainer#_target_": "os.system"}, "train#trainer#_target_"),
+    ({"train#handlers#0#_disabled_": True}, "train#handlers#0#_disabled_"),
+    ({"_meta_#x": 1}, "_meta_#x"),
+    ({"+train#handlers": []}, "+train#handlers"),
+    ({"train#dataset#cache_rate": 0.5}, "train#dataset#cache_rate"),  # nested ids: none is allow-listed
+    # path-valued ids redirect reads and writes
+    ({"ckpt_dir": "/tmp/elsewhere"}, "ckpt_dir"),
+    ({"log_dir": "/tmp/elsewhere"}, "log_dir"),
+    ({"dataset_dir": "/etc"}, "dataset_dir"),
+    ({"bundle_root": "/tmp"}, "bundle_root"),
+    # config syntax in values
+    ({"num_workers": "$__import__('os').system('true')"}, "num_workers"),
+    ({"num_workers": "@epochs"}, "num_workers"),
+    ({"batch_size": "%train#trainer"}, "batch_size"),
+    ({"learning_rate": "0.1"}, "learning_rate"),  # no strings at all
+    # ids that are not allow-listed, or that have a request option of their own
+    ({"no_such_id": 1}, "no_such_id"),
+    ({"patch_size": [16, 16, 8]}, "patch_size"),
+    ({"epochs": 1000}, "max_epochs"),
+    ({"val_interval": 1}, "val_interval"),
+    # out of bounds
+    ({"num_workers": -1}, "num_workers"),
+    ({"num_workers": 10**6}, "num_workers"),
+    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"learning_rate": float("nan")}, "learning_rate"),
+    ({"cache_rate": 1.5}, "cache_rate"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 2.5}, "batch_size"),
+    # bools are not numbers, numbers are not bools
+    ({"num_workers": True}, "num_workers"),
+    ({"amp": 1}, "amp"),
+    ({"num_samples": [1]}, "num_samples"),
+    ({"num_samples": {"x": 1}}, "num_samples"),
+]
+
+
+@pytest.mark.parametrize("overrides, name", HOSTILE_OVERRIDES, ids=[str(i) for i in range(len(HOSTILE_OVERRIDES))])
+def test_check_overrides_refuses_hostile_ids_and_values(overrides, name):
+    with pytest.raises(OverrideError) as err:
+        check_overrides(overrides, _train_config())
+    assert isinstance(err.value, ValueError)
+    assert name in str(err.value), str(err.value)  # the message names the offending id (or the option to use)
+
+
+def test_check_overrides_needs_the_id_in_the_bundle():
+    # allow-listed, but absent from this bundle's train.json: nothing to override
+    train = {k: v for k, v in _train_config().items() if k != "sw_batch_size"}
+    with pytest.raises(OverrideError, match="sw_batch_size"):
+        check_overrides({"sw_batch_size": 4}, train)
     with pytest.raises(TypeError, match="object"):
-        check_overrides([("num_workers", 0)], train)
+        check_overrides([("num_workers", 0)], _train_config())
 
 
 def test_write_datalist(tmp_path):
@@ -187,7 +265,8 @@ def test_write_datalist(tmp_path):
 
 def test_checkpoint_epoch(tmp_path):
     assert checkpoint_epoch(tmp_path / "none") == 0
-    for name in ("checkpoint_epoch=2.pt", "checkpoint_epoch=11.pt", "model.pt", "checkpoint_epoch=99.pt.tmp"):
+    for name in ("checkpoint_epoch=2.pt", "checkpoint_epoch=11.pt", "model.pt", "checkpoint_epoch=99.pt.tmp",
+                 "backup_of_checkpoint_epoch=98.pt"):
         (tmp_path / name).write_bytes(b"")
     assert checkpoint_epoch(tmp_path) == 11
 
@@ -261,7 +340,8 @@ def test_plan_multi_gpu_uses_the_bundle_config(bundle_copy):
         ({"max_epochs": 1, "val_interval": 0}, ValueError, "val_interval"),
         ({"max_epochs": 1, "gpus": [0, -1]}, ValueError, "gpus"),
         ({"max_epochs": 1, "dataset_dir": "/nonexistent"}, FileNotFoundError, "dataset.json"),
-        ({"max_epochs": 1, "overrides": {"epochs": "$1"}}, ValueError, "expressions"),
+        ({"max_epochs": 1, "overrides": {"epochs": "$1"}}, ValueError, "max_epochs"),
+        ({"max_epochs": 1, "overrides": {"ckpt_dir": "/tmp"}}, ValueError, "ckpt_dir"),
     ],
 )
 def test_plan_rejects(bundle_copy, kwargs, error, match):
@@ -284,3 +364,100 @@ def test_run_training_streams_and_reports_failures(tmp_path):
     bad = TrainPlan([sys.executable, "-c", "import sys; print('loss nan'); sys.exit(3)"], env, {}, tmp_path, 1, 1)
     with pytest.raises(TrainingFailed, match=r"status 3:\nloss nan"):
         run_training(bad, lambda line: None)
+
+
+def _requirements(value: str) -> set[str]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = [line.split("#")[0].strip() for line in value.splitlines()]
+    return {canonicalize_name(Requirement(line).name) for line in lines if line}
+
+
+def _targets(config: Any) -> set[str]:
+    if isinstance(config, dict):
+        found = {config["_target_"]} if isinstance(config.get("_target_"), str) else set()
+        return found.union(*(_targets(v) for v in config.values()))
+    if isinstance(config, list):
+        return set().union(*(_targets(v) for v in config))
+    return set()
+
+
+# components of the bundles' training configs that need a package the core install does not bring (the package
+# their code imports: MONAI's TensorBoard handlers use torch.utils.tensorboard, ignite's ProgressBar uses tqdm)
+NEEDS_PACKAGE = {
+    "TensorBoardStatsHandler": "tensorboard",
+    "TensorBoardImageHandler": "tensorboard",
+    "torch.utils.tensorboard.SummaryWriter": "tensorboard",
+    "ignite.handlers.ProgressBar": "tqdm",
+}
+
+
+def test_label_extra_installs_what_served_bundles_need_to_train():
+    from packaging.utils import canonicalize_name
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    core = _requirements(cfg["options"]["install_requires"])
+    extras = cfg["options.extras_require"]
+    label = _requirements(extras["label"])
+    covered = core | label | {canonicalize_name(cfg["metadata"]["name"])}
+    # everything a bundle run needs (the `all` extra) is there: the train task runs a bundle run in a child process
+    assert _requirements(extras["all"]) <= label
+    bundles = [b for b in find_segmentation_bundles().values() if b.train_config is not None]
+    assert {b.name for b in bundles} >= {"hyperunet_lits", "nerdunet_wmh"}
+    for bundle in bundles:
+        declared = {
+            canonicalize_name(name)
+            for key in ("required_packages_version", "optional_packages_version")
+            for name in (bundle.metadata.get(key) or {})
+        }
+        configs = [bundle.train_config] + ([bundle.multi_gpu_config] if bundle.multi_gpu_config else [])
+        targets = set().union(*(_targets(json.loads(c.read_text())) for c in configs))
+        used = {package for target, package in NEEDS_PACKAGE.items() if target in targets}
+        assert used <= declared, f"{bundle.name}: metadata.json does not declare {used - declared}"
+        # the train task runs `python -m monai.bundle run`, whose command line is fire
+        needed = declared | used | {"fire"}
+        assert needed <= covered, f"{bundle.name} needs {sorted(needed - covered)}, not in the label extra"
+
+
+def test_init_app_dir(tmp_path):
+    from monai_implicit.apps.label.cli import APP_MAIN, init_app_dir, main
+
+    main_py = init_app_dir(tmp_path / "app")
+    assert main_py == tmp_path / "app" / "main.py" and main_py.read_text() == APP_MAIN
+    assert "from monai_implicit.apps.label.main import MonaiImplicitApp" in APP_MAIN
+    assert init_app_dir(tmp_path / "app") == main_py  # idempotent
+    main_py.write_text("# mine\n")
+    with pytest.raises(ValueError, match="--force"):
+        init_app_dir(tmp_path / "app")
+    assert main_py.read_text() == "# mine\n"
+    init_app_dir(tmp_path / "app", force=True)
+    assert main_py.read_text() == APP_MAIN
+    # MONAI Label writes bin/ lib/ logs/ model/ into the app folder: never the package source
+    package = REPO / "monai_implicit"
+    for inside in (package / "apps" / "label", package, package / "apps" / "label" / "new_folder"):
+        with pytest.raises(ValueError, match="inside the monai_implicit package"):
+            init_app_dir(inside)
+    assert not (package / "apps" / "label" / "new_folder").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="not a folder"):
+        init_app_dir(tmp_path / "file")
+    assert main(["init", str(tmp_path / "other")]) == 0 and (tmp_path / "other" / "main.py").is_file()
+    assert main(["init", str(package)]) == 2
+
+
+def test_server_arguments_default_to_loopback_and_the_guard():
+    from monai_implicit.apps.label.cli import server_arguments
+
+    args, env = server_arguments(["--app", "/srv/app", "--studies", "/data", "--conf", "models", "a"], environ={})
+    assert args == ["start_server", "--app", str(Path("/srv/app").resolve()), "--host", "127.0.0.1", "--port", "8000",
+                    "--uvicorn_app", "monai_implicit.apps.label.server:app", "--studies", "/data", "--conf", "models",
+                    "a"]
+    assert env["MONAI_IMPLICIT_LABEL_HOSTS"].split(",") == ["127.0.0.1", "localhost", "::1"]
+    args, env = server_arguments(["-a", "x", "--host", "0.0.0.0", "-p", "9000"], environ={})
+    assert args[3:7] == ["--host", "0.0.0.0", "--port", "9000"] and env == {}  # any host name: no loopback list
+    args, env = server_arguments(["-a", "x", "--uvicorn_app", "mine:app"], {"MONAI_IMPLICIT_LABEL_HOSTS": "h"})
+    assert args[7:9] == ["--uvicorn_app", "mine:app"] and env == {}  # the user's choices stand
+    with pytest.raises(ValueError, match="MONAI_IMPLICIT_LABEL_ORIGINS"):
+        server_arguments(["-a", "x"], environ={"MONAI_LABEL_CORS_ORIGINS": '["http://a:1"]'})

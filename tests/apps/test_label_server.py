@@ -1,11 +1,15 @@
-"""Integration test: ``monailabel start_server`` with the app, the hyperunet_lits bundle and synthetic studies.
+"""Integration test: the app's ``start_server`` command with the hyperunet_lits bundle and synthetic studies.
 
-The bundle is a temporary copy of ``bundles/hyperunet_lits`` with a tiny network and coarse voxel grid written into
-its inference and train configs; its starting weights are the initialised network saved as ``models/model.pt``.
-The server runs with proxies pointing at a closed port (any download would fail) and with a ``torchvision`` that
-fails on import (as one built for another torch does) and records who tried to import it: the test also shows that
-the app works offline, that a broken torchvision does not matter, and that nothing but MONAI's guarded
-``optional_import`` probes (run by ``import monai`` itself) ever tries to import it.
+The server is started as the README says (``python -m monai_implicit.apps.label start_server --app DIR``, no
+``--host``), so the test also checks that MONAI Label's working folders go to the app folder, not the package, that
+it listens on 127.0.0.1 and that other web origins are not allowed by CORS.  The bundle is a temporary copy of
+``bundles/hyperunet_lits`` with a tiny network and coarse voxel grid (see ``conftest.py``); its starting weights are
+the initialised network saved as ``models/model.pt``.  The server runs with proxies pointing at a closed port (any
+download would fail) and with a ``torchvision`` that fails on import (as one built for another torch does) and
+records who tried to import it: the test also shows that the app works offline, that a broken torchvision does not
+matter, and that nothing but MONAI's guarded ``optional_import`` probes (run by ``import monai`` itself) ever tries
+to import it.  Hostile requests (a code-running train override, a server path as image) are answered 4xx before
+anything runs or is read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,12 +38,9 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "monai_implicit" / "apps" / "label"
-BUNDLE = REPO / "bundles" / "hyperunet_lits"
+PACKAGE_APP = REPO / "monai_implicit" / "apps" / "label"
+MONAI_LABEL_FOLDERS = ("bin", "lib", "logs", "model")
 MODEL = "hyperunet_lits"
-# a few thousand parameters and 16x16x8 resampled volumes: one epoch is a few seconds on a CPU
-TINY_NETWORK = {"features": 2, "input_features": 2, "depth": 1, "dropout": 0.0}
-TINY_GRID = {"pixdim": [5.0, 5.0, 6.0], "patch_size": [8, 8, 8]}
 STARTUP_TIMEOUT = 300.0
 TRAIN_TIMEOUT = 600.0
 
@@ -66,42 +66,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _tiny_bundle(dst: Path) -> None:
-    shutil.copytree(BUNDLE, dst, ignore=shutil.ignore_patterns("data", "models", "logs", "eval", "__pycache__"))
-    for name in ("inference.json", "train.json"):
-        path = dst / "configs" / name
-        config = json.loads(path.read_text())
-        config["network_def"].update(TINY_NETWORK)
-        config.update(TINY_GRID)
-        path.write_text(json.dumps(config, indent=2))
-
-
-def _initial_checkpoint(bundle: Path) -> None:
-    import torch
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    torch.manual_seed(0)
-    network = parser.get_parsed_content("network_def")
-    (bundle / "models").mkdir()
-    torch.save(network.state_dict(), bundle / "models" / "model.pt")
-
-
-def _studies(tmp: Path) -> Path:
-    from monai_implicit.data import make_lits_like_dataset
-
-    datalist = make_lits_like_dataset(tmp / "synthetic", num_cases=4, fov_mm=(80, 80, 48), spacing=(2.5, 2.5, 3.0))
-    studies = tmp / "studies"
-    (studies / "labels" / "final").mkdir(parents=True)
-    for i, item in enumerate(json.loads(datalist.read_text())["training"]):
-        shutil.copy(datalist.parent / item["image"], studies)
-        if i < 3:  # liver_3 stays unlabelled: the image we annotate
-            shutil.copy(datalist.parent / item["label"], studies / "labels" / "final")
-    return studies
 
 
 def _bundle_inference(bundle: Path, image: Path, out: Path) -> np.ndarray:
@@ -142,16 +106,30 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def test_server_infer_train_and_errors(tmp_path):
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def _listening_addresses(pid: int, port: int) -> set[str]:
+    import psutil
+
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    addresses = set()
+    for process in family:
+        for connection in process.net_connections(kind="inet"):
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+                addresses.add(connection.laddr.ip)
+    return addresses
+
+
+def test_server_infer_train_and_errors(tmp_path, tiny_bundle, lits_studies):
     import requests
 
     bundles = tmp_path / "bundles"
-    bundle = bundles / MODEL
-    _tiny_bundle(bundle)
-    _initial_checkpoint(bundle)
-    studies = _studies(tmp_path)
-    app = tmp_path / "app"
-    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__", "model", "lib", "logs", "bin"))
+    bundle = tiny_bundle(bundles, MODEL)
+    studies = lits_studies(tmp_path)
+    app = tmp_path / "app"  # written by the start command
+    package_folders_before = [f for f in MONAI_LABEL_FOLDERS if (PACKAGE_APP / f).exists()]
     blocked = tmp_path / "blocked"
     (blocked / "torchvision").mkdir(parents=True)
     (blocked / "torchvision" / "__init__.py").write_text(BROKEN_TORCHVISION)
@@ -172,10 +150,13 @@ def test_server_infer_train_and_errors(tmp_path):
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
-    cli = Path(sys.executable).parent / "monailabel"
-    command = [str(cli)] if cli.is_file() else [sys.executable, "-m", "monailabel.main"]
-    command += ["start_server", "--app", str(app), "--studies", str(studies), "--host", "127.0.0.1",
-                "--port", str(port), "--conf", "models", MODEL, "--conf", "bundles_dir", str(bundles)]
+    env.pop("MONAI_LABEL_CORS_ORIGINS", None)  # MONAI Label 0.8.5 cannot start with it
+    env.pop("MONAI_IMPLICIT_LABEL_ORIGINS", None)
+    env.pop("MONAI_IMPLICIT_LABEL_HOSTS", None)  # the start command's default applies
+    # the README's start command; no --host: it must default to loopback
+    command = [sys.executable, "-m", "monai_implicit.apps.label", "start_server", "--app", str(app),
+               "--studies", str(studies), "--port", str(port), "--conf", "models", MODEL,
+               "--conf", "bundles_dir", str(bundles)]
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -199,6 +180,23 @@ def test_server_infer_train_and_errors(tmp_path):
                 pass
             assert time.monotonic() < deadline, f"server not up after {STARTUP_TIMEOUT} s:\n{server_log()}"
             time.sleep(1.0)
+
+        # --- where it listens, what it wrote, which web pages may call it ---
+        assert _listening_addresses(server.pid, port) == {"127.0.0.1"}
+        assert (app / "main.py").is_file() and all((app / f).is_dir() for f in MONAI_LABEL_FOLDERS)
+        assert [f for f in MONAI_LABEL_FOLDERS if (PACKAGE_APP / f).exists()] == package_folders_before
+        evil = {"Origin": "http://evil.example"}
+        preflight = http.options(
+            f"{url}/infer/{MODEL}", headers={**evil, "Access-Control-Request-Method": "POST"}, timeout=10
+        )
+        assert preflight.status_code == 403 and "access-control-allow-origin" not in preflight.headers
+        # a "simple" cross-origin POST needs no preflight: it is refused before MONAI Label runs it
+        forged = http.post(f"{url}/train/{MODEL}", headers=evil, timeout=10)
+        assert forged.status_code == 403 and "evil.example" in forged.json()["detail"]
+        assert http.get(f"{url}/train/", timeout=10).status_code == 404  # no train task was started
+        assert http.get(f"{url}/info/", headers={"Origin": url}, timeout=10).status_code == 200  # same origin
+        rebound = http.get(f"{url}/info/", headers={"Host": f"evil.example:{port}"}, timeout=10)
+        assert rebound.status_code == 400  # DNS rebinding: a page's own host name is not this server's
 
         # --- GET /info/: models, labels, trainers ---
         info = info.json()
@@ -233,6 +231,40 @@ def test_server_infer_train_and_errors(tmp_path):
             bad = http.post(f"{url}{path}", params=params, timeout=60)
             assert 400 <= bad.status_code < 500, (path, bad.status_code, bad.text)
             assert all(n in bad.json()["detail"] for n in needles), bad.json()  # names the input and the choices
+
+        # --- a server path as image: 404, the same as for a path that does not exist; nothing segmented ---
+        outside = next((tmp_path / "synthetic").rglob("*.nii.gz"))  # an existing NIfTI outside the studies
+        missing = tmp_path / "synthetic" / "missing.nii.gz"
+        details = []
+        for path in (outside, missing):
+            for query, form in (({"image": str(path)}, None), ({"image": "liver_3"}, {"params": json.dumps(
+                    {"image": str(path)})})):  # the path in the query, or slipped in through params
+                bad = http.post(f"{url}/infer/{MODEL}", params={**query, "output": "image"}, data=form, timeout=60)
+                assert bad.status_code == 404, (path, form, bad.status_code, bad.headers, bad.content[:200])
+                assert bad.headers["content-type"] == "application/json"
+                details.append(bad.json()["detail"].replace(str(path), "PATH"))
+        assert details[:2] == details[2:]  # an existing file and a missing one are not told apart
+
+        # --- an uploaded file is segmented (MONAI Label's POST /infer with a file) ---
+        reply = http.post(f"{url}/infer/{MODEL}", params={"output": "image"},
+                          files={"file": ("upload.nii.gz", image.read_bytes())}, timeout=300)
+        assert reply.status_code == 200, reply.text
+        (tmp_path / "upload_pred.nii.gz").write_bytes(reply.content)
+        np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "upload_pred.nii.gz").dataobj), pred)
+
+        # --- a hostile train request: 422 naming the id; no task, nothing written, nothing run ---
+        pwned = tmp_path / "PWNED"
+        bundle_files = _files(bundle)
+        hostile = {"max_epochs": 1, "overrides": {"network_def": {"args": ["touch", str(pwned)]},
+                                                  "network_def#_target_": "subprocess.run"}}
+        bad = http.post(f"{url}/train/{MODEL}", json=hostile, timeout=60)
+        assert bad.status_code == 422, (bad.status_code, bad.text)
+        assert "network_def" in bad.json()["detail"]
+        bad = http.post(f"{url}/train/{MODEL}", json={"overrides": {"ckpt_dir": str(tmp_path)}}, timeout=60)
+        assert bad.status_code == 422 and "ckpt_dir" in bad.json()["detail"], bad.text
+        assert http.get(f"{url}/train/", timeout=30).status_code == 404  # "No Train Tasks Found"
+        time.sleep(2.0)  # a background task, had one started, would have written by now
+        assert _files(bundle) == bundle_files and not pwned.exists()
 
         # --- POST /train: one epoch with the bundle's train.json, the served checkpoint changes ---
         checkpoint = bundle / "models" / "model.pt"

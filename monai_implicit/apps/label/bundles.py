@@ -42,6 +42,9 @@ class SegmentationBundle:
         labels: foreground label name -> label value in the predicted label map (from ``channel_def``), e.g.
             ``{"liver": 1, "tumour": 2}``; the format MONAI Label clients (3D Slicer, OHIF) expect.
         spatial_dims: number of spatial dimensions of the network input (from ``spatial_shape``).
+        input_channels: the names of the input's channels (modalities), from the input's ``num_channels`` and
+            ``channel_def``, e.g. ``("T1", "FLAIR")``; one name (``("image",)`` without a ``channel_def``) for a
+            single-channel network.
         description, version: from ``metadata.json``.
         metadata: the whole ``metadata.json``.
     """
@@ -50,6 +53,7 @@ class SegmentationBundle:
     root: Path
     labels: dict[str, int]
     spatial_dims: int
+    input_channels: tuple[str, ...] = ("image",)
     description: str = ""
     version: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -107,6 +111,21 @@ def _segmentation_output(metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]
     raise ValueError(f"metadata.json declares no segmentation output (output formats: {formats})")
 
 
+def _input_channels(name: str, inputs: Any) -> tuple[str, ...]:
+    """Channel names of the first network input: ``channel_def`` values in channel order, one per ``num_channels``."""
+    spec = next((v for v in inputs.values() if isinstance(v, dict)), {}) if isinstance(inputs, dict) else {}
+    count = spec.get("num_channels", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"bundle {name!r}: the input's num_channels must be a positive integer, got {count!r}.")
+    channel_def = spec.get("channel_def") if isinstance(spec.get("channel_def"), dict) else {}
+    if count == 1:
+        return (str(channel_def.get("0", "image")),)
+    names = tuple(str(channel_def.get(str(i), i)) for i in range(count))
+    if len(set(names)) != count:
+        raise ValueError(f"bundle {name!r}: the input's channel_def names its {count} channels twice: {names}.")
+    return names
+
+
 def read_segmentation_bundle(root: PathLike) -> SegmentationBundle:
     """Read one bundle folder; raise ValueError / FileNotFoundError saying why it cannot be served.
 
@@ -154,6 +173,7 @@ def read_segmentation_bundle(root: PathLike) -> SegmentationBundle:
         root=folder,
         labels=dict(sorted(labels.items(), key=lambda kv: kv[1])),
         spatial_dims=spatial_dims,
+        input_channels=_input_channels(folder.name, inputs),
         description=str(metadata.get("description", metadata.get("name", folder.name))),
         version=str(metadata.get("version", "")),
         metadata=metadata,

@@ -25,11 +25,15 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Optional, Union
 
 from monai_implicit.apps.label.bundles import SegmentationBundle
 
 __all__ = [
+    "ALLOWED_OVERRIDES",
+    "OverrideError",
+    "OverrideRule",
     "TrainKeys",
     "TrainPlan",
     "TrainingFailed",
@@ -43,9 +47,8 @@ __all__ = [
 
 PathLike = Union[str, os.PathLike]
 
-_EPOCH_FILE = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+_EPOCH_FILE = re.compile(r"^checkpoint_epoch=(\d+)\.pt$")  # exact name: not backup_of_checkpoint_epoch=9.pt
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-_CONFIG_SYNTAX = ("$", "@", "%")
 
 
 class TrainingFailed(RuntimeError):
@@ -118,46 +121,105 @@ def validation_interval(final_epoch: int, bundle_interval: int) -> int:
     return max(d for d in range(1, min(final_epoch, bundle_interval) + 1) if final_epoch % d == 0)
 
 
-def _config_value(config: Mapping[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("#"):
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise KeyError(key)
-    return node
+class OverrideError(ValueError):
+    """A train request's ``overrides`` names an id clients may not set, or gives it a value of the wrong type or
+    outside its bounds.  ``key`` is the offending id (the MONAI Label app answers HTTP 422 with the message)."""
+
+    def __init__(self, key: Any, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
-def _check_plain(value: Any, where: str) -> None:
-    if isinstance(value, str):
-        if value.startswith(_CONFIG_SYNTAX):
-            raise ValueError(
-                f"{where}: config expressions and references ({', '.join(_CONFIG_SYNTAX)}) are not accepted from "
-                f"a request, got {value!r}."
-            )
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str) or k.startswith("_"):
-                raise ValueError(f"{where}: keys starting with '_' (e.g. _target_) are not accepted, got {k!r}.")
-            _check_plain(v, f"{where}#{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_plain(v, f"{where}#{i}")
-    elif value is not None and not isinstance(value, (bool, int, float)):
-        raise TypeError(f"{where}: expected a JSON value, got {type(value).__name__}.")
+@dataclass(frozen=True)
+class OverrideRule:
+    """The values a client may give one ``train.json`` id: a number of ``kind`` within bounds, or a switch.
+
+    Attributes:
+        kind: ``int``, ``float`` or ``bool``.  A bool is never accepted as a number nor a number as a bool; an
+            integer is accepted for a ``float`` id (JSON has one number type) and passed on as a float.
+        low, high: inclusive bounds; None leaves that side open.  Floats must also be finite.
+        low_exclusive: the value must be strictly greater than ``low`` (a learning rate of 0 trains nothing).
+    """
+
+    kind: type
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_exclusive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in (int, float, bool):
+            raise TypeError(f"OverrideRule.kind must be int, float or bool, got {self.kind!r}.")
+
+    def describe(self) -> str:
+        """E.g. ``"an integer in [0, 64]"`` (used in error messages)."""
+        if self.kind is bool:
+            return "a boolean (true/false)"
+        low = "-inf" if self.low is None else repr(self.low)
+        high = "inf" if self.high is None else repr(self.high)
+        opening = "(" if self.low_exclusive or self.low is None else "["
+        closing = ")" if self.high is None else "]"
+        return f"{'an integer' if self.kind is int else 'a number'} in {opening}{low}, {high}{closing}"
+
+    def check(self, key: str, value: Any) -> Union[bool, int, float]:
+        """``value`` as ``kind``; raise :class:`OverrideError` naming ``key`` when it is not acceptable."""
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            raise OverrideError(key, f"override {key!r} must be {self.describe()}, got {value!r}.")
+        # bool is a subclass of int: True must not pass for 1
+        numeric = isinstance(value, int) if self.kind is int else isinstance(value, (int, float))
+        if isinstance(value, bool) or not numeric or (isinstance(value, float) and not math.isfinite(value)):
+            raise OverrideError(key, f"override {key!r} must be {self.describe()}, got {value!r}.")
+        too_low = self.low is not None and (value <= self.low if self.low_exclusive else value < self.low)
+        too_high = self.high is not None and value > self.high
+        if too_low or too_high:
+            raise OverrideError(key, f"override {key!r} must be {self.describe()}, got {value!r}.")
+        return self.kind(value)
+
+
+#: The ``train.json`` ids a train request may override, with their types and bounds: the numbers and switches of
+#: the bundles' training recipes that are safe to tune from an annotation client.  Everything else (components,
+#: nested ids, paths, expressions, strings) is refused; an id must also exist in the served bundle's train.json.
+ALLOWED_OVERRIDES: Mapping[str, OverrideRule] = MappingProxyType(
+    {
+        "learning_rate": OverrideRule(float, 0.0, 1.0, low_exclusive=True),
+        "weight_decay": OverrideRule(float, 0.0, 1.0),
+        "batch_size": OverrideRule(int, 1, 512),
+        "val_batch_size": OverrideRule(int, 1, 512),
+        "num_samples": OverrideRule(int, 1, 64),
+        "num_workers": OverrideRule(int, 0, 64),
+        "cache_rate": OverrideRule(float, 0.0, 1.0),
+        "sw_batch_size": OverrideRule(int, 1, 512),
+        "sw_overlap": OverrideRule(float, 0.0, 0.9),  # an overlap of 1 never advances the window
+        "seed": OverrideRule(int, 0, 2**32 - 1),  # numpy's seed range (monai.utils.set_determinism)
+        "amp": OverrideRule(bool),
+    }
+)
+
+#: ids the train task sets from a request option of its own (an override would be overwritten or bypass a check)
+_SET_BY_OPTION = MappingProxyType(
+    {"epochs": "max_epochs", "val_interval": "val_interval", "val_fraction": "val_split", "resume": "resume",
+     "device": "device", "dataset_dir": "dataset"}
+)
 
 
 def check_overrides(overrides: Optional[Mapping[str, Any]], train_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate the ``overrides`` of a train request (config id -> plain JSON value) against ``train.json``.
+    """Validate the ``overrides`` of a train request (config id -> value) against :data:`ALLOWED_OVERRIDES`.
 
-    A request comes over HTTP, so it may only replace existing values by data: ids must exist in the bundle's
-    ``train.json``; strings must not be config expressions (``$...`` is Python evaluated by MONAI) or references
-    (``@``, ``%``); objects must not instantiate classes (``_target_``).
+    A request comes over HTTP and its overrides are merged over ``train.json``, so any id a client can reach is
+    code it can run (``<component>#_target_``, ``$`` expressions) or a file it can redirect (``ckpt_dir``,
+    ``dataset_dir``, ``bundle_root``).  Only the allow-listed top-level ids are accepted, each with a plain number
+    or boolean within its bounds, and only when the bundle's ``train.json`` defines the id.
+
+    Args:
+        overrides: config id -> value, or None.
+        train_config: the bundle's parsed ``train.json``.
+
+    Returns:
+        the checked overrides (floats as float).
 
     Raises:
-        TypeError / ValueError naming the offending id.
+        OverrideError (a ValueError) naming the offending id; TypeError when ``overrides`` is not a mapping.
     """
     if overrides is None:
         return {}
@@ -165,14 +227,21 @@ def check_overrides(overrides: Optional[Mapping[str, Any]], train_config: Mappin
         raise TypeError(f"overrides must be an object (config id -> value), got {type(overrides).__name__}.")
     checked: dict[str, Any] = {}
     for key, value in overrides.items():
-        if not isinstance(key, str) or not key or key.startswith(("_", "+")):
-            raise ValueError(f"override ids must be config ids of train.json, got {key!r}.")
-        try:
-            _config_value(train_config, key)
-        except KeyError:
-            raise ValueError(f"override {key!r} is not a config id of the bundle's train.json.") from None
-        _check_plain(value, key)
-        checked[key] = value
+        if key in _SET_BY_OPTION:
+            raise OverrideError(
+                key, f"override {key!r} is set by the train request option {_SET_BY_OPTION[key]!r}; use that instead."
+            )
+        rule = ALLOWED_OVERRIDES.get(key) if isinstance(key, str) else None
+        if rule is None:
+            raise OverrideError(
+                key,
+                f"override {key!r} is not accepted: a train request may override only {sorted(ALLOWED_OVERRIDES)} "
+                "(plain numbers and switches within bounds); components, nested ids, paths and expressions are "
+                "refused.",
+            )
+        if key not in train_config:
+            raise OverrideError(key, f"override {key!r} is not a config id of the bundle's train.json.")
+        checked[key] = rule.check(key, value)
     return checked
 
 
@@ -240,7 +309,8 @@ def plan_training(
         pretrained: when not resuming from a checkpoint, start from ``models/model.pt`` if it exists.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` for a single-process run; None keeps the bundle's.
         gpus: GPU indices; two or more run ``torch.distributed.run`` with ``multi_gpu_train.json``.
-        overrides: further config ids -> plain values (see :func:`check_overrides`), e.g. ``{"num_workers": 0}``.
+        overrides: allow-listed config ids -> numbers or switches (see :func:`check_overrides`), e.g.
+            ``{"num_workers": 0}``.
         work_dir: where the overrides file is written (default ``<bundle>/data/monailabel``).
         keys: the config ids used for the settings above.
 
