@@ -43,7 +43,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lits.add_argument("--fov-mm", type=float, nargs=3, default=(160.0, 160.0, 120.0), metavar=("X", "Y", "Z"))
     lits.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
                       help="voxel size in mm (default: drawn per case, anisotropic)")
-    lits.add_argument("--noise-hu", type=float, default=12.0)
+    lits.add_argument("--noise-hu", type=float, default=None, help="noise std in HU (default: 10-25 HU per case)")
     lits.add_argument("--overwrite", action="store_true")
     conv = sub.add_parser("lits-datalist", help="datalist (dataset.json) for the original LiTS volume-N/segmentation-N")
     conv.add_argument("--lits-dir", required=True, help="folder with volume-N.nii[.gz] and segmentation-N.nii[.gz]")

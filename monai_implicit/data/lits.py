@@ -1,17 +1,20 @@
 """A synthetic LiTS-like CT dataset in the Medical Segmentation Decathlon layout, and a LiTS-layout converter.
 
-The hyper-convolution paper evaluates on LiTS (liver tumour segmentation, seeds/000 Sec. 4.1): contrast-enhanced
-abdominal CT in Hounsfield units with labels 0 background, 1 liver, 2 tumour.  The real data cannot ship with the
-package, so :func:`make_lits_like_dataset` writes a small phantom dataset with the same *format* (what a pipeline
-needs to be exercised end to end):
+The hyper-convolution paper evaluates on LiTS (liver tumour segmentation; *Hyper-Convolutions via Implicit Kernels
+for Medical Imaging*, Sec. 4.1): contrast-enhanced abdominal CT in Hounsfield units with labels 0 background,
+1 liver, 2 tumour.  The real data cannot ship with the package, so :func:`make_lits_like_dataset` writes phantoms
+with the same *format* and a task that needs learning:
 
 * MSD Task03_Liver layout: ``imagesTr/liver_N.nii.gz``, ``labelsTr/liver_N.nii.gz`` and a ``dataset.json`` readable by
   ``monai.data.load_decathlon_datalist``;
-* int16 CT in Hounsfield units (air -1000, fat about -90, soft tissue about 40, enhanced liver about 100, hypodense
-  tumours about 50, bone about 500) with acquisition noise;
-* anisotropic voxels that differ between cases (in-plane 1.0-1.4 mm, slices 2.5-4 mm), stored in the NIfTI header
+* int16 portal-venous CT in Hounsfield units with the liver's neighbours (heart, spleen, kidneys, stomach, pancreas,
+  colon, bowel, aorta, inferior vena cava, abdominal wall), several of which share the liver's HU range and touch
+  it, so that a threshold and the largest connected component does not find the liver (see
+  :func:`make_lits_like_case`);
+* 1-6 hypodense tumours per case of 5-40 mm, 20-80 HU below the liver; CT-like noise of 10-25 HU;
+* anisotropic voxels that differ between cases (in-plane 0.9-1.3 mm, slices 2-4 mm), stored in the NIfTI header
   (qform and sform, millimetres), so spacing normalisation is really exercised;
-* uint8 labels 0/1/2, a liver of random shape and one to three tumours inside it.
+* uint8 labels 0/1/2 (the liver label includes its vessels, as in LiTS).
 
 The original LiTS challenge layout (``volume-N.nii``, ``segmentation-N.nii``) is turned into an MSD-style datalist by
 :func:`lits_datalist`.
@@ -49,83 +52,203 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: float
     return (field - field.mean()) / (field.std() + 1e-8)
 
 
+def _coarse_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Zero-mean, unit-std random field with correlation length ``sigma`` voxels, drawn on a coarser grid.
+
+    The same kind of field as :func:`_smooth_field` at a fraction of the cost for long correlation lengths: white
+    noise on a grid ``sigma / 2`` times coarser is smoothed there and interpolated (linearly) back to ``shape``.
+    """
+    factor = max(1.0, sigma / 2.0)
+    coarse = tuple(max(2, int(np.ceil(n / factor)) + 1) for n in shape)
+    field = ndimage.gaussian_filter(rng.standard_normal(coarse).astype(np.float32), sigma / factor, mode="wrap")
+    # linear interpolation with corners aligned (the coarse grid spans exactly the volume); torch's is ~20x faster
+    # than scipy.ndimage.zoom here, and this is most of a case's generation time
+    import torch
+
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(shape)]
+    field = torch.nn.functional.interpolate(torch.from_numpy(field)[None, None], size=tuple(shape), mode=mode,
+                                            align_corners=True)[0, 0].numpy()
+    return (field - field.mean()) / (field.std() + 1e-8)
+
+
 def make_lits_like_case(
     seed: int,
     fov_mm: Union[float, Sequence[float]] = (160.0, 160.0, 120.0),
     spacing: Optional[Union[float, Sequence[float]]] = None,
-    noise_hu: float = 12.0,
-    max_tumours: int = 3,
+    noise_hu: Optional[float] = None,
+    max_tumours: int = 6,
+    tumour_diameter_mm: tuple[float, float] = (5.0, 40.0),
+    tumour_contrast_hu: tuple[float, float] = (20.0, 80.0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One synthetic abdominal CT volume with its liver/tumour label.
+    """One synthetic portal-venous abdominal CT volume with its liver/tumour label.
+
+    The anatomy is built so that intensity alone cannot find the liver (a threshold on the liver's HU range plus the
+    largest connected component reaches a liver Dice of about 0.5; see the hyperunet_lits bundle docs):
+
+    * a body of subcutaneous fat, an abdominal wall of muscle (55-80 HU) that the liver touches, intra-abdominal fat
+      filled with bowel loops whose enhancing walls (60-110 HU) overlap the liver's range, fluid or air content;
+    * the spine (cortical and cancellous bone), psoas muscles, the aorta (150-220 HU) and the inferior vena cava
+      (110-160 HU) running along the liver;
+    * the liver (95-130 HU, +-10 HU perfusion heterogeneity, brighter hepatic/portal vessels labelled liver as in
+      LiTS) on the patient's right (+x in RAS) with a left lobe crossing the midline, of random size, shape, rotation
+      and position, touching the heart above the diaphragm (myocardium -20..+10 HU from the liver), the stomach, the
+      right kidney (cortex 140-200, medulla 90-130 HU), the pancreas and the colon at the hepatic flexure (both of
+      liver-like HU), and a spleen of the liver's HU +-15; a fluid-filled gallbladder in 60 % of the cases;
+    * 1 to ``max_tumours`` hypodense tumours of log-uniform diameter in ``tumour_diameter_mm`` with
+      ``tumour_contrast_hu`` less attenuation than the liver, inside the liver;
+    * partial-volume blur and Gaussian noise of ``noise_hu`` (drawn from 10-25 HU per case when None).
 
     Args:
         seed: seed of this case (the case is a deterministic function of all the arguments).
         fov_mm: physical field of view ``(x, y, z)`` in millimetres.
-        spacing: voxel size ``(x, y, z)`` in mm; None draws it per case (in-plane 1.0-1.4 mm, slices 2.5-4 mm),
+        spacing: voxel size ``(x, y, z)`` in mm; None draws it per case (in-plane 0.9-1.3 mm, slices 2-4 mm),
             the anisotropy range of clinical liver CT.
-        noise_hu: standard deviation of the acquisition noise in HU.
+        noise_hu: standard deviation of the acquisition noise in HU; None draws 10-25 HU.
         max_tumours: at most this many tumours (at least one).
+        tumour_diameter_mm: range of the tumour diameters (log-uniform).
+        tumour_contrast_hu: range of the liver-minus-tumour attenuation difference.
 
     Returns:
         ``image`` int16 ``(X, Y, Z)`` in HU, ``label`` uint8 ``(X, Y, Z)`` with values 0/1/2, ``affine`` (4, 4) float64
         (RAS, millimetres; the voxel size is on its diagonal).
     """
     fov = _as_triple(fov_mm, "fov_mm")
-    if noise_hu < 0:
-        raise ValueError(f"noise_hu must be >= 0, got {noise_hu}.")
-    if max_tumours < 1:
-        raise ValueError(f"max_tumours must be >= 1, got {max_tumours}.")
+    if noise_hu is not None and not (np.isfinite(noise_hu) and noise_hu >= 0):
+        raise ValueError(f"noise_hu must be a finite number >= 0 (or None), got {noise_hu}.")
+    if isinstance(max_tumours, bool) or not isinstance(max_tumours, int) or max_tumours < 1:
+        raise ValueError(f"max_tumours must be an integer >= 1, got {max_tumours!r}.")
+    for name, (lo, hi) in (("tumour_diameter_mm", tumour_diameter_mm), ("tumour_contrast_hu", tumour_contrast_hu)):
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+            raise ValueError(f"{name} must be a range (low, high) with 0 < low <= high, got {(lo, hi)!r}.")
     rng = np.random.default_rng(seed)
     if spacing is None:
-        inplane = float(rng.uniform(1.0, 1.4))
-        spacing_t = (inplane, inplane, float(rng.choice([2.5, 3.0, 4.0])))
+        inplane = float(rng.uniform(0.9, 1.3))
+        spacing_t = (inplane, inplane, float(rng.choice([2.0, 2.5, 3.0, 4.0])))
     else:
         spacing_t = _as_triple(spacing, "spacing")
+    noise = float(rng.uniform(10.0, 25.0)) if noise_hu is None else float(noise_hu)
     shape = tuple(max(8, int(round(f / s))) for f, s in zip(fov, spacing_t))
-    # physical coordinates (mm) of the voxel centres, centred on the volume
+    # physical coordinates (mm) of the voxel centres, centred on the volume; RAS: +x patient's right, +y anterior
     axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2) * s for n, s in zip(shape, spacing_t)]
-    x, y, z = np.meshgrid(*axes, indexing="ij")
+    x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
+    fx, fy, fz = fov
+    rough_sigma = 12.0 / min(spacing_t)  # ~12 mm correlation: lobulated outlines, not noisy ones
 
-    # body: an elliptic cylinder of soft tissue in a fat layer, air outside; a vertebra behind
-    body_a, body_b = 0.46 * fov[0] * rng.uniform(0.9, 1.0), 0.40 * fov[1] * rng.uniform(0.9, 1.0)
-    body_r = (x / body_a) ** 2 + (y / body_b) ** 2
+    def ellipsoid(centre: Sequence[float], semi: Sequence[float], rough: float = 0.0, angle: float = 0.0) -> np.ndarray:
+        c, s = np.cos(angle), np.sin(angle)
+        dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
+        u, v = c * dx + s * dy, -s * dx + c * dy
+        r = np.sqrt((u / semi[0]) ** 2 + (v / semi[1]) ** 2 + (dz / semi[2]) ** 2)
+        if rough:
+            r = r - rough * _coarse_field(rng, shape, rough_sigma)
+        return np.broadcast_to(r <= 1.0, shape)
+
+    def tube(cx: float, cy: float, radius: float) -> np.ndarray:  # a vessel along z, wandering a little
+        wobble = 3.0 * np.sin(z / 25.0 + rng.uniform(0, 2 * np.pi))
+        return np.broadcast_to(((x - cx - wobble) ** 2 + (y - cy) ** 2) <= radius**2, shape)
+
+    # body: fat, abdominal wall muscle, intra-abdominal fat with bowel loops
+    body_r = np.sqrt((x / (0.47 * fx * rng.uniform(0.92, 1.0))) ** 2 + (y / (0.40 * fy * rng.uniform(0.92, 1.0))) ** 2)
+    body_r = np.broadcast_to(body_r, shape)
     image = np.full(shape, -1000.0, dtype=np.float32)
-    image[body_r <= 1.0] = -90.0
-    image[body_r <= 0.8] = 40.0
-    spine = ((x / 12.0) ** 2 + ((y + 0.28 * fov[1]) / 12.0) ** 2) <= 1.0
-    image[spine] = 500.0
+    fat_hu = float(rng.uniform(-110, -80))
+    image[body_r <= 1.0] = fat_hu
+    muscle_hu = float(rng.uniform(55, 80))
+    image[(body_r <= 0.93) & (body_r > 0.86)] = muscle_hu
+    inner = body_r <= 0.86
+    image[inner] = fat_hu + 40.0
+    loops = _coarse_field(rng, shape, 5.0 / min(spacing_t))
+    image[(loops > 0.35) & inner] = float(rng.uniform(60, 110))
+    image[(loops > 1.0) & inner] = float(rng.uniform(-10, 30)) if rng.random() < 0.7 else -800.0
 
-    # liver: a deformed ellipsoid on the patient's right (image left), cut by the field of view in z like real scans
-    centre = np.array([-0.12 * fov[0], 0.02 * fov[1], 0.0]) + rng.uniform(-6, 6, 3)
-    semi = np.array([0.24 * fov[0], 0.22 * fov[1], 0.38 * fov[2]]) * rng.uniform(0.85, 1.1, 3)
-    radius = np.sqrt(sum(((c - m) / s) ** 2 for c, m, s in zip((x, y, z), centre, semi)))
-    # the smoothing length is in voxels; ~20 mm correlation gives lobulated, not noisy, outlines
-    deform = _smooth_field(rng, shape, sigma=20.0 / min(spacing_t))
-    liver = radius <= 1.0 + 0.12 * deform
-    liver &= body_r <= 0.75
+    # spine, psoas, aorta, IVC
+    sy = -0.30 * fy
+    psoas = ((((np.abs(x) - 24.0) / 11.0) ** 2 + ((y - sy - 2) / 10.0) ** 2) <= 1.0) & (z < 0.1 * fz)
+    image[np.broadcast_to(psoas, shape)] = muscle_hu
+    image[np.broadcast_to(((x / 13.0) ** 2 + ((y - sy) / 12.0) ** 2) <= 1.0, shape)] = float(rng.uniform(350, 550))
+    image[np.broadcast_to(((x / 7.0) ** 2 + ((y - sy) / 6.0) ** 2) <= 1.0, shape)] = float(rng.uniform(150, 250))
+    aorta = tube(-0.06 * fx, sy + 22.0, rng.uniform(7.0, 10.0))
+    ivc = tube(0.10 * fx, sy + 24.0, rng.uniform(8.0, 11.0))
+
+    # liver: right lobe + left lobe across the midline, random size, shape, rotation and position
+    centre = np.array([0.17 * fx, 0.02 * fy, 0.08 * fz]) + rng.uniform(-8, 8, 3)
+    semi = np.array([0.22 * fx, 0.25 * fy, 0.36 * fz]) * rng.uniform(0.8, 1.12, 3)
+    liver = ellipsoid(centre, semi, rough=0.15, angle=rng.uniform(-0.35, 0.35)).copy()
+    lobe_c = centre + np.array([-0.95 * semi[0], 0.3 * semi[1], 0.25 * semi[2]])
+    liver |= ellipsoid(lobe_c, semi * np.array([0.9, 0.45, 0.5]), rough=0.15)
+    liver &= body_r <= 0.88  # it touches the abdominal wall, as in patients
+    liver &= ~ellipsoid((0, sy, 0), (24, 22, 1e4))
+    liver_hu = float(rng.uniform(95.0, 130.0))
+
+    # neighbours whose HU overlap the liver's
+    spleen = ellipsoid((-0.2 * fx + rng.uniform(-6, 6), -0.02 * fy, 0.16 * fz),
+                       np.array([0.11 * fx, 0.17 * fy, 0.24 * fz]) * rng.uniform(0.8, 1.2, 3), rough=0.1,
+                       angle=rng.uniform(-0.5, 0.5))
+    kidneys = [
+        ellipsoid((side * 0.19 * fx, sy + 18.0, -0.18 * fz + rng.uniform(-8, 8)),
+                  np.array([0.06 * fx, 0.08 * fy, 0.20 * fz]) * rng.uniform(0.85, 1.15, 3), rough=0.05,
+                  angle=side * 0.4)
+        for side in (1, -1)
+    ]
+    stomach = ellipsoid((-0.12 * fx, 0.16 * fy, 0.22 * fz),
+                        np.array([0.12 * fx, 0.10 * fy, 0.16 * fz]) * rng.uniform(0.8, 1.2, 3), rough=0.1)
+    wall_vox = max(1, int(round(4.0 / min(spacing_t))))
+    gallbladder = (
+        ellipsoid(centre + np.array([-0.3 * semi[0], 0.55 * semi[1], -0.55 * semi[2]]), (12.0, 14.0, 22.0), rough=0.05)
+        if rng.random() < 0.6 else np.zeros(shape, bool)
+    )
+    heart = ellipsoid((-0.02 * fx, 0.06 * fy, 0.58 * fz),
+                      np.array([0.30 * fx, 0.26 * fy, 0.32 * fz]) * rng.uniform(0.9, 1.1, 3), rough=0.05)
+    blood = ellipsoid((-0.02 * fx, 0.06 * fy, 0.64 * fz), np.array([0.17 * fx, 0.14 * fy, 0.24 * fz]), rough=0.1)
+    pancreas = ellipsoid((-0.02 * fx, -0.02 * fy, -0.02 * fz),
+                         np.array([0.22 * fx, 0.05 * fy, 0.06 * fz]) * rng.uniform(0.85, 1.15, 3), rough=0.2,
+                         angle=rng.uniform(-0.3, 0.3))
+
+    # paint back to front; the liver gives way where another organ lies
+    kidney = kidneys[0] | kidneys[1]
+    image[kidney] = float(rng.uniform(140, 200))
+    medulla_hu = float(rng.uniform(90, 130))
+    for k in kidneys:
+        image[ndimage.binary_erosion(k, iterations=max(1, int(round(5.0 / min(spacing_t)))))] = medulla_hu
+    image[pancreas] = liver_hu + float(rng.uniform(-20, 5))
+    image[heart] = liver_hu + float(rng.uniform(-20, 10))
+    image[blood & heart] = float(rng.uniform(140, 200))
+    image[spleen] = liver_hu + float(rng.uniform(-15, 15))
+    image[stomach] = float(rng.uniform(70, 110))
+    image[ndimage.binary_erosion(stomach, iterations=wall_vox)] = (
+        float(rng.uniform(0, 25)) if rng.random() < 0.7 else -900.0
+    )
+    liver &= ~(kidney | spleen | stomach | pancreas | heart)
+    image[liver] = liver_hu + 10.0 * _coarse_field(rng, shape, 15.0 / min(spacing_t))[liver]
+    flexure = ellipsoid(centre + np.array([0.1 * semi[0], 0.1 * semi[1], -0.95 * semi[2]]),
+                        (0.45 * semi[0], 0.4 * semi[1], 16.0), rough=0.1)
+    image[flexure & ~liver] = liver_hu + float(rng.uniform(-30, 0))
+    vessels = (np.abs(_coarse_field(rng, shape, 6.0 / min(spacing_t))) < 0.08) & liver
+    image[vessels] = liver_hu + float(rng.uniform(25, 60))
+    image[ivc] = float(rng.uniform(110, 160))
+    image[aorta] = float(rng.uniform(150, 220))
+    image[gallbladder] = float(rng.uniform(0, 25))
+    liver &= ~(ivc | gallbladder)
     label = liver.astype(np.uint8)
-    liver_hu = float(rng.uniform(90.0, 120.0))
-    image[liver] = liver_hu
 
-    # tumours: hypodense ellipsoids inside the liver, away from its border
+    # tumours inside the liver (one voxel from its border, so each one is surrounded by liver)
+    core = ndimage.binary_erosion(liver)
     inside = ndimage.distance_transform_edt(liver, sampling=spacing_t)
-    n_tumours = int(rng.integers(1, max_tumours + 1))
-    for _ in range(n_tumours):
-        r = rng.uniform(6.0, 16.0, 3)  # semi-axes in mm
-        candidates = np.argwhere(inside > r.max())
+    log_lo, log_hi = np.log(tumour_diameter_mm[0]), np.log(tumour_diameter_mm[1])
+    for _ in range(int(rng.integers(1, max_tumours + 1))):
+        r = float(np.exp(rng.uniform(log_lo, log_hi))) / 2 * rng.uniform(0.8, 1.2, 3)
+        candidates = np.argwhere(inside > 0.6 * r.max())
         if len(candidates) == 0:
             candidates = np.argwhere(inside >= inside.max())
         c = candidates[rng.integers(len(candidates))]
-        c_mm = np.array([axes[d][c[d]] for d in range(3)])
-        tumour = (((x - c_mm[0]) / r[0]) ** 2 + ((y - c_mm[1]) / r[1]) ** 2 + ((z - c_mm[2]) / r[2]) ** 2) <= 1.0
-        tumour &= liver
+        tumour = ellipsoid([axes[d][c[d]] for d in range(3)], r, rough=0.08) & core
         label[tumour] = 2
-        image[tumour] = liver_hu - float(rng.uniform(35.0, 60.0))
+        image[tumour] = liver_hu - float(rng.uniform(*tumour_contrast_hu))
 
     # texture, partial-volume blur and noise, in this order as in a real reconstruction
-    image += 8.0 * _smooth_field(rng, shape, sigma=1.5) * (body_r <= 1.0)
+    image += 6.0 * _smooth_field(rng, shape, sigma=1.5) * (body_r <= 1.0)
     image = ndimage.gaussian_filter(image, sigma=[0.7 * min(spacing_t) / s for s in spacing_t])
-    image += rng.normal(0.0, noise_hu, shape).astype(np.float32)
+    image += rng.normal(0.0, noise, shape).astype(np.float32)
     image = np.clip(np.round(image), -1024, 3071).astype(np.int16)
 
     affine = np.diag([*spacing_t, 1.0])
@@ -151,7 +274,7 @@ def make_lits_like_dataset(
     seed: int = 0,
     fov_mm: Union[float, Sequence[float]] = (160.0, 160.0, 120.0),
     spacing: Optional[Union[float, Sequence[float]]] = None,
-    noise_hu: float = 12.0,
+    noise_hu: Optional[float] = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic LiTS-like dataset in the MSD Task03_Liver layout and return the path of its dataset.json.
