@@ -5,6 +5,7 @@
   on bad data;
 * :class:`AtomicCheckpointSaver`, :class:`ResumeFromCheckpoint`, :func:`latest_checkpoint`: interruption-safe,
   resumable training;
+* :func:`training_plan`: a run's configuration from the dataset fingerprint, kept with the checkpoints;
 * :func:`select_channels`, :func:`log_training_summary`: config helpers;
 * :func:`load`: ``load(bundle_dir).predict(...)`` for every bundle (label maps, multi-modal inputs, dense outputs).
 """
@@ -20,6 +21,7 @@ from .data import (
 )
 from .export import BakeForExport
 from .paths import bundle_root, bundle_root_of_config
+from .planning import training_plan
 from .predictor import BundlePredictor, load, load_label_predictor
 from .robustness import noise_robustness, plot_robustness
 from .utils import log_training_summary, select_channels

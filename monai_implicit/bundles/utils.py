@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
 
 from monai.handlers import from_engine
 
@@ -13,23 +14,32 @@ __all__ = ["select_channels", "log_training_summary"]
 logger = logging.getLogger(__name__)
 
 
-def select_channels(index: int, keys: tuple[str, str] = ("pred", "label")) -> Callable[[Any], tuple[list, list]]:
+def select_channels(
+    index: Union[int, Sequence[int]], keys: tuple[str, str] = ("pred", "label")
+) -> Callable[[Any], tuple[list, list]]:
     """An ignite ``output_transform`` keeping channel ``index`` of the one-hot ``pred`` and ``label`` of every case.
 
     Used to report a metric for one class (e.g. HD95 and lesion-wise metrics for the tumour channel only): each
     case ``(C, *spatial)`` becomes ``(1, *spatial)``, a binary mask that MONAI's and this package's metrics treat
-    as the foreground (use ``include_background=True`` so the single channel is kept).
+    as the foreground (use ``include_background=True`` so the single channel is kept).  A sequence of indices
+    merges those classes into one mask (their union), e.g. ``[1, 2]`` for the LiTS liver Dice, which counts the
+    tumours as liver.
     """
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise ValueError(f"index must be a non-negative channel index, got {index!r}.")
+    indices = [index] if isinstance(index, int) and not isinstance(index, bool) else list(index)
+    if not indices or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
+        raise ValueError(f"index must be a non-negative channel index or a non-empty sequence of them, got {index!r}.")
     get = from_engine(list(keys))
+
+    def pick(t: Any) -> Any:
+        if t.shape[0] <= max(indices):
+            raise ValueError(f"select_channels({index}): got a tensor of shape {tuple(t.shape)} (channel first).")
+        if len(indices) == 1:
+            return t[indices[0] : indices[0] + 1]
+        return t[indices].amax(dim=0, keepdim=True)  # union of one-hot channels
 
     def transform(output: Any) -> tuple[list, list]:
         preds, labels = get(output)
-        for t in (*preds, *labels):
-            if t.shape[0] <= index:
-                raise ValueError(f"select_channels({index}): got a tensor of shape {tuple(t.shape)} (channel first).")
-        return [p[index : index + 1] for p in preds], [y[index : index + 1] for y in labels]
+        return [pick(p) for p in preds], [pick(y) for y in labels]
 
     return transform
 

@@ -1,5 +1,16 @@
-"""Synthetic datasets written in the layouts real datasets use (MSD / LiTS / WMH), and layout converters."""
+"""Synthetic datasets written in the layouts real datasets use (MSD / LiTS / WMH), layout converters, and the
+dataset fingerprint with the training plan derived from it (self-configuration)."""
 
+from .fingerprint import (
+    CPU_VOXEL_BUDGET,
+    FINGERPRINT_FILE,
+    FINGERPRINT_VERSION,
+    PLAN_FILE,
+    dataset_fingerprint,
+    gpu_voxel_budget,
+    load_plan,
+    plan_segmentation,
+)
 from .heart import LA_LABELS, make_la_like_case, make_la_like_dataset
 from .lits import LITS_LABELS, lits_datalist, make_lits_like_case, make_lits_like_dataset
 from .phantoms import PHANTOM_INTENSITIES, make_brain_phantom, make_phantom_dataset
