@@ -99,3 +99,32 @@ def test_twenty_training_steps_lower_the_loss():
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-3:]) / 3 < 0.75 * losses[0], losses
+
+
+@pytest.mark.parametrize("spatial_dims,size", [(2, (20, 13)), (3, (16, 11, 9))])
+def test_coarse_up_conv_runs_the_decoder_convolution_before_upsampling(spatial_dims, size):
+    kwargs = dict(features=4, depth=2, input_features=None, kernel_size=3, dropout=0.0, norm="instance")
+    fine = HyperUNet(spatial_dims, 1, 3, **kwargs)
+    coarse = HyperUNet(spatial_dims, 1, 3, coarse_up_conv=True, **kwargs)
+    coarse.load_state_dict(fine.state_dict())  # same parameters: only the order of conv and upsampling changes
+    seen = {}
+    def record(i):
+        def hook(module, args, out):
+            seen[i] = tuple(args[0].shape[2:])
+        return hook
+
+    for i, level in enumerate(coarse.decoder):
+        level.up_conv.register_forward_hook(record(i))
+    x = torch.randn(2, 1, *size)
+    out = coarse(x)
+    assert out.shape == (2, 3, *size)
+    # the deepest decoder convolution sees the bottleneck size, the next one the level above it
+    pooled = [tuple(s // 2 for s in size)]
+    pooled.append(tuple(s // 2 for s in pooled[0]))
+    assert seen == {0: pooled[1], 1: pooled[0]}
+    # with a convolution that commutes with nearest upsampling (1x1 kernels) both orders give the same output
+    ones = dict(kwargs, kernel_size=1)
+    a, b = PlainUNet(spatial_dims, 1, 3, **ones), PlainUNet(spatial_dims, 1, 3, coarse_up_conv=True, **ones)
+    b.load_state_dict(a.state_dict())
+    even = torch.randn(2, 1, *[8] * spatial_dims)
+    assert torch.allclose(a(even), b(even), atol=1e-5)

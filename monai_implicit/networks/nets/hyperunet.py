@@ -59,6 +59,7 @@ class HyperUNet(ConvUNet):
         spacing: optional physical voxel size; hyper-kernels then see millimetres.
         init: hyper-kernel initialisation, see :class:`~monai_implicit.kernels.hyper.HyperKernel`.
         head: optional final classifier factory (default 1x1 convolution).
+        coarse_up_conv: decoder up-convolutions at the coarse level, see :class:`ConvUNet` (light 3D topology).
 
     Shapes: ``(B, in_channels, *S) -> (B, out_channels, *S)``.
     """
@@ -83,13 +84,14 @@ class HyperUNet(ConvUNet):
         spacing: Optional[Union[float, Sequence[float]]] = None,
         init: str = "fan_in",
         head: Optional[HeadFactory] = None,
+        coarse_up_conv: bool = False,
     ) -> None:
         as_kernel_size(kernel_size, spatial_dims)
         super().__init__(
             spatial_dims, in_channels, out_channels,
             hyper_conv(kernel_size, n_l=n_l, hidden=hidden, padding_mode=padding_mode, spacing=spacing, init=init),
             features=features, depth=depth, input_features=input_features, norm=norm, act=act, dropout=dropout,
-            dropout_mode=dropout_mode, non_local=non_local, head=head,
+            dropout_mode=dropout_mode, non_local=non_local, head=head, coarse_up_conv=coarse_up_conv,
         )
 
 

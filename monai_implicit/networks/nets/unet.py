@@ -112,17 +112,24 @@ class NonLocalBlock(nn.Module):
 class UpLevel(nn.Module):
     """One decoder level: upsample to the skip's size, ``up_conv``, concatenate ``[skip, x]``, ``convs``.
 
-    Nearest upsampling to the skip's exact size (not a fixed factor 2) keeps odd input sizes working.
+    Nearest upsampling to the skip's exact size (not a fixed factor 2) keeps odd input sizes working.  With
+    ``coarse_up_conv=True`` the order of the first two steps is swapped: ``up_conv`` runs on the coarse features and
+    its output is upsampled, which costs ``2**spatial_dims`` times fewer operations (the role a transposed
+    convolution plays in nnU-Net's decoder) for a convolution of the same weights.
     Shapes: ``x (B, C_deep, *S/2)``, ``skip (B, C, *S)`` -> ``(B, C, *S)``.
     """
 
-    def __init__(self, up_conv: nn.Module, convs: nn.Module) -> None:
+    def __init__(self, up_conv: nn.Module, convs: nn.Module, coarse_up_conv: bool = False) -> None:
         super().__init__()
         self.up_conv = up_conv
         self.convs = convs
+        self.coarse_up_conv = bool(coarse_up_conv)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up_conv(F.interpolate(x, size=skip.shape[2:], mode="nearest"))
+        if self.coarse_up_conv:
+            x = F.interpolate(self.up_conv(x), size=skip.shape[2:], mode="nearest")
+        else:
+            x = self.up_conv(F.interpolate(x, size=skip.shape[2:], mode="nearest"))
         return self.convs(torch.cat([skip, x], dim=1))
 
 
@@ -146,6 +153,9 @@ class ConvUNet(nn.Module):
         num_heads: attention heads of the non-local block.
         head: factory of the final classifier ``(spatial_dims, f_0, out_channels) -> module``; a 1x1 convolution by
             default (NeRD heads replace it).
+        coarse_up_conv: run each decoder level's first convolution before upsampling instead of after it (see
+            :class:`UpLevel`); with ``input_features=None`` this is the light 3D topology of the hyperunet_lits
+            bundle (four full-resolution convolutions instead of six).
 
     Shapes:
         ``(B, in_channels, *S) -> (B, out_channels, *S)`` for any ``S`` with every size ``>= 2**depth`` (odd sizes
@@ -168,6 +178,7 @@ class ConvUNet(nn.Module):
         non_local: bool = False,
         num_heads: int = 4,
         head: Optional[HeadFactory] = None,
+        coarse_up_conv: bool = False,
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -208,6 +219,7 @@ class ConvUNet(nn.Module):
             UpLevel(
                 block(widths[i + 1], widths[i], p_all),
                 nn.Sequential(block(2 * widths[i], widths[i], p_all), block(widths[i], widths[i], p_all)),
+                coarse_up_conv=coarse_up_conv,
             )
             for i in reversed(range(depth))
         )
@@ -272,10 +284,11 @@ class PlainUNet(ConvUNet):
         non_local: bool = False,
         padding_mode: str = "zeros",
         head: Optional[HeadFactory] = None,
+        coarse_up_conv: bool = False,
     ) -> None:
         as_kernel_size(kernel_size, spatial_dims)
         super().__init__(
             spatial_dims, in_channels, out_channels, plain_conv(kernel_size, padding_mode=padding_mode),
             features=features, depth=depth, input_features=input_features, norm=norm, act=act, dropout=dropout,
-            dropout_mode=dropout_mode, non_local=non_local, head=head,
+            dropout_mode=dropout_mode, non_local=non_local, head=head, coarse_up_conv=coarse_up_conv,
         )
