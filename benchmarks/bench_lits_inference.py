@@ -9,18 +9,23 @@ A CT volume of 512x512x150 voxels (the LiTS in-plane size) is segmented with ``m
   TorchScript export run);
 * ``plain_twin``: ``PlainUNet`` with the same topology and kernel sizes;
 * ``monai_unet``: ``monai.networks.nets.UNet`` whose channel widths give the parameter count closest to the bundle
-  network's.
+  network's;
+* ``dynunet``: MONAI's ``DynUNet`` with nnU-Net's topology as configured in ``configs/train_dynunet.json`` (the peer
+  trained side by side with the bundle network; its Dice is in the bundle docs).
 
-Prints JSON with the median time of each (after a warm-up) and the ratios to ``monai_unet`` and ``plain_twin``.
+The network depth is the plan's (``--depth``, 3 for the embedded data), so no trained bundle is needed.  Prints JSON
+with the median time of each (after a warm-up) and the ratios to ``dynunet``, ``monai_unet`` and ``plain_twin``.
 CPU by default; ``--device cuda`` when available.  ``--quick`` uses a 160x160x48 volume.
 
-    python benchmarks/bench_lits_inference.py [--quick] [--repeats 3] [--roi 96 96 32]
+    python benchmarks/bench_lits_inference.py [--quick] [--repeats 3] [--roi 64 64 40] [--depth 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -52,11 +57,27 @@ def monai_unet_like(target: int, out_channels: int, depth: int) -> UNet:
     return best[1]
 
 
+def machine(device: torch.device) -> str:
+    """CPU model and core count (and the GPU when timing one): ratios differ between machines."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="160x160x48 volume instead of 512x512x150")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--roi", type=int, nargs=3, default=(96, 96, 32), help="sliding-window size")
+    parser.add_argument("--roi", type=int, nargs=3, default=(64, 64, 40),
+                        help="sliding-window size (the plan's patch for the embedded data)")
+    parser.add_argument("--depth", type=int, default=3, help="network depth (the plan's)")
     parser.add_argument("--sw-batch-size", type=int, default=2)
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -67,16 +88,21 @@ def main() -> None:
     config = ConfigParser()
     config.read_config(str(BUNDLE / "configs" / "inference.json"))
     config["bundle_root"] = str(BUNDLE)
+    config["network_def#depth"] = args.depth
+    hyper = config.get_parsed_content("network_def")
     net_args = {k: v for k, v in config.get("network_def").items() if not k.startswith("_")}
     net_args["out_channels"] = config.get("num_classes")
-    hyper = config.get_parsed_content("network_def")
     twin_args = {k: v for k, v in net_args.items() if k not in ("n_l", "hidden", "spacing", "init")}
     plain = PlainUNet(**twin_args)
+    # the DynUNet overlay's network, with the plan's depth and the bundle's classes
+    dyn = ConfigParser({"num_classes": net_args["out_channels"], "plan": {"depth": args.depth}})
+    dyn.update(json.loads((BUNDLE / "configs" / "train_dynunet.json").read_text()))
     nets = {
         "hyper": hyper,
         "hyper_baked": bake(hyper.eval()),
         "plain_twin": plain,
-        "monai_unet": monai_unet_like(n_params(hyper), net_args["out_channels"], net_args.get("depth", 3)),
+        "dynunet": dyn.get_parsed_content("network_def"),
+        "monai_unet": monai_unet_like(n_params(hyper), net_args["out_channels"], args.depth),
     }
     inferer = SlidingWindowInferer(args.roi, sw_batch_size=args.sw_batch_size, overlap=args.overlap, mode="gaussian")
     torch.manual_seed(0)
@@ -104,10 +130,12 @@ def main() -> None:
         "sw_batch_size": args.sw_batch_size,
         "overlap": args.overlap,
         "device": str(device),
+        "machine": machine(device),
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
         "params": {name: n_params(net) for name, net in nets.items()},
         "median_s": {name: round(t, 3) for name, t in median.items()},
+        "ratio_vs_dynunet": {name: round(t / median["dynunet"], 3) for name, t in median.items()},
         "ratio_vs_monai_unet": {name: round(t / median["monai_unet"], 3) for name, t in median.items()},
         "ratio_vs_plain_twin": {name: round(t / median["plain_twin"], 3) for name, t in median.items()},
     }

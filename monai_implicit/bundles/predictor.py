@@ -272,6 +272,9 @@ def load_trained_network(
             break
     parser["bundle_root"] = str(root.resolve())
     parser["device"] = device
+    if "ckpt_file" in parser:
+        # what the config derives from its weights file (e.g. the training plan stored next to it) follows them
+        parser["ckpt_file"] = str(ckpt.resolve())
     # ConfigParser.update would add a misspelt id as a new, unused entry and the override would do nothing
     unknown = [key for key in override if key not in parser]
     if unknown:

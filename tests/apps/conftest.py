@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "hyperunet_lits": (
         {"features": 2, "input_features": 2, "depth": 1, "dropout": 0.0},
-        {"pixdim": [5.0, 5.0, 6.0], "patch_size": [8, 8, 8]},
+        # val_fraction: a 3-image datastore needs a larger validation share than the 40-case default's 0.1
+        {"pixdim": [5.0, 5.0, 6.0], "patch_size": [8, 8, 8], "val_fraction": 0.34},
     ),
     "nerdunet_wmh": ({"features": [2, 4]}, {"slice_size": [16, 16], "pixdim": [4.0, 4.0, -1]}),
 }
@@ -37,6 +38,12 @@ def write_initial_checkpoint(bundle: Path) -> None:
     network = parser.get_parsed_content("network_def")
     (bundle / "models").mkdir(exist_ok=True)
     torch.save(network.state_dict(), bundle / "models" / "model.pt")
+    if "plan" in parser.config:
+        # the training plan stored next to the weights (what a training run writes): the tiny grid, a CT window
+        plan = {"pixdim": parser.get_parsed_content("pixdim"), "hu_window": [-100.0, 250.0], "intensity_mean": 100.0,
+                "intensity_std": 50.0, "patch_size": parser.get_parsed_content("patch_size"), "batch_size": 1,
+                "depth": parser.get_parsed_content("network_def#depth")}
+        (bundle / "models" / "plan.json").write_text(json.dumps(plan))
 
 
 @pytest.fixture

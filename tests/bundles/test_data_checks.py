@@ -106,6 +106,9 @@ def _preprocessing(bundle: str, configs: list[str], key: str, root: Path) -> Com
     parser = ConfigParser()
     parser.read_config([str(BUNDLES / bundle / "configs" / c) for c in configs])
     parser["bundle_root"] = str(root)
+    if "plan" in parser.config:  # the training plan a run derives from the data (hyperunet_lits): a fixed one here
+        parser["plan"] = {"pixdim": [2.0, 2.0, 3.0], "hu_window": [-100.0, 250.0], "intensity_mean": 100.0,
+                          "intensity_std": 50.0, "patch_size": [16, 16, 16], "batch_size": 1, "depth": 2}
     return parser.get_parsed_content(key)
 
 

@@ -101,7 +101,8 @@ def test_resume_after_interruption(trained):
     assert isinstance(failure.value.__cause__, Interrupt)
     ckpt = latest_checkpoint(trained / "models")
     assert ckpt.endswith("checkpoint_epoch=2.pt")
-    assert all(p.suffix == ".pt" for p in (trained / "models").iterdir())  # no temporary leftovers
+    # no temporary leftovers: checkpoints and the run's plan only
+    assert all(p.suffix == ".pt" or p.name == "plan.json" for p in (trained / "models").iterdir())
     saved = torch.load(ckpt, weights_only=False)
     assert saved["trainer"]["iteration"] == 2 * saved["trainer"]["epoch_length"]
     assert {"model", "optimizer", "lr_scheduler"} <= set(saved)
@@ -217,6 +218,25 @@ def test_train_2d_overlay(tmp_path, trained):
     assert wf.parser.get_parsed_content("network_def").spatial_dims == 2
     assert isinstance(wf.parser.get_parsed_content("loss"), __import__("monai").losses.DiceLoss)
     assert latest_checkpoint(tmp_path / "models").endswith("epoch=1.pt")
+
+
+def test_dynunet_overlay_is_the_peer_on_the_same_pipeline(tmp_path, trained):
+    """train_dynunet.json swaps the network for MONAI's DynUNet (nnU-Net topology) with the plan's depth and keeps
+    everything else (data, plan, loss, schedule, validation) of train.json; its checkpoints go to models_dynunet/."""
+    from monai.networks.nets import DynUNet
+
+    files = [str(CONFIGS / c) for c in ("train.json", "train_dynunet.json")]
+    options = {k: v for k, v in TINY.items() if not k.startswith("network_def")}  # DynUNet has its own arguments
+    options.update(patch_size=[16, 16, 16], depth=2)  # DynUNet needs at least three levels
+    wf = ConfigWorkflow(config_file=files, workflow_type="train", bundle_root=str(tmp_path), **options,
+                        dataset_dir=str(trained / "data" / "synthetic_lits"), dynunet_filters=2)
+    _init(wf)
+    wf.run()
+    net = wf.parser.get_parsed_content("network_def")
+    plan = json.loads((tmp_path / "models_dynunet" / "plan.json").read_text())
+    assert isinstance(net, DynUNet) and len(net.strides) == plan["depth"] + 1
+    assert latest_checkpoint(tmp_path / "models_dynunet").endswith("epoch=1.pt")
+    assert (tmp_path / "models_dynunet" / "model.pt").is_file() and not (tmp_path / "models").exists()
 
 
 def test_robustness_both_networks(trained, tmp_path):

@@ -6,6 +6,7 @@ what is tested is the predictor's input handling, which does not depend on the w
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -43,6 +44,11 @@ def _load(bundle: str, overrides: dict, root: Path, **extra):
         network = parser.get_parsed_content("network_def")
         (root / "models").mkdir(parents=True, exist_ok=True)
         torch.save(network.state_dict(), root / "models" / "model.pt")
+        if "plan" in parser.config:  # the training plan a run stores next to its weights
+            plan = {"pixdim": overrides["pixdim"], "hu_window": [-100.0, 250.0], "intensity_mean": 100.0,
+                    "intensity_std": 50.0, "patch_size": overrides["patch_size"], "batch_size": 1,
+                    "depth": overrides["network_def#depth"]}
+            (root / "models" / "plan.json").write_text(json.dumps(plan))
     return monai_implicit.bundles.load(root, "cpu", _config(bundle), **{**overrides, **extra})
 
 
