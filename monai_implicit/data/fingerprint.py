@@ -796,4 +796,35 @@ def load_plan(save_dir: PathLike) -> dict:
     missing = [k for k in _PLAN_KEYS if k not in plan]
     if missing:
         raise ValueError(f"plan file {str(path)!r} lacks the keys {missing} (expected {list(_PLAN_KEYS)}).")
+    _check_plan_values(plan, str(path))
     return plan
+
+
+def _check_plan_values(plan: dict, source: str) -> None:
+    """Refuse values that would make preprocessing silently wrong (a zero std, a reversed window, NaN spacing)."""
+    from monai_implicit.utils import check_number
+
+    def fail(key: str, reason: str) -> None:
+        raise ValueError(f"plan file {source!r}: {key} {reason}, got {plan[key]!r}.")
+
+    try:
+        for key in ("pixdim", "hu_window", "patch_size"):
+            if not isinstance(plan[key], (list, tuple)) or not plan[key]:
+                fail(key, "must be a non-empty list")
+        for v in plan["pixdim"]:
+            check_number(v, "pixdim", low=0.0, low_open=True)
+        if len(plan["hu_window"]) != 2:
+            fail("hu_window", "must be [low, high]")
+        low, high = (check_number(v, "hu_window") for v in plan["hu_window"])
+        if not low < high:
+            fail("hu_window", "must have low < high")
+        check_number(plan["intensity_mean"], "intensity_mean")
+        check_number(plan["intensity_std"], "intensity_std", low=0.0, low_open=True)
+        for key, values, smallest in (("patch_size", plan["patch_size"], 1), ("batch_size", [plan["batch_size"]], 1),
+                                      ("depth", [plan["depth"]], 0)):
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < smallest for v in values):
+                fail(key, f"must hold integers >= {smallest}")
+    except (TypeError, ValueError) as err:
+        if str(err).startswith(f"plan file {source!r}"):
+            raise
+        raise ValueError(f"plan file {source!r}: {err}") from err

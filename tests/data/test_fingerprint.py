@@ -468,3 +468,21 @@ def test_load_plan_errors(tmp_path):
     (tmp_path / PLAN_FILE).write_text(json.dumps({"pixdim": [1, 1, 1]}))
     with pytest.raises(ValueError, match=r"lacks the keys \['hu_window'"):
         load_plan(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key,value,match",
+    [("intensity_std", 0.0, "intensity_std"), ("hu_window", [250.0, -100.0], "low < high"),
+     ("pixdim", [1.0, float("nan"), 2.0], "pixdim"), ("patch_size", [64, 0, 32], "patch_size"),
+     ("batch_size", True, "batch_size"), ("depth", -1, "depth"), ("hu_window", [1.0], r"\[low, high\]")],
+)
+def test_load_plan_refuses_values_that_would_break_preprocessing(tmp_path, key, value, match):
+    plan = {"pixdim": [2.0, 2.0, 3.0], "hu_window": [-100.0, 250.0], "intensity_mean": 100.0, "intensity_std": 50.0,
+            "patch_size": [64, 64, 32], "batch_size": 2, "depth": 3}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    assert load_plan(tmp_path)["depth"] == 3
+    plan[key] = value
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(ValueError, match=match) as err:
+        load_plan(tmp_path)
+    assert "plan.json" in str(err.value)
