@@ -9,6 +9,7 @@ Examples::
     python -m monai_implicit.data heart --out data/synthetic_la         # MSD Task02_Heart layout
     python -m monai_implicit.data brain --out data/synthetic_brain      # 2D brain phantoms (CS-MRI)
     python -m monai_implicit.data rf --out data/synthetic_rf            # simulated RF lines
+    python -m monai_implicit.data mni152-slices --out data/mni152 --size 64   # MNI152 template slices (nilearn)
 
 Each prints the path of the dataset.json it wrote; bad arguments exit with status 2 and a message.
 """
@@ -21,6 +22,7 @@ from typing import Optional, Sequence
 
 from monai_implicit.data.heart import make_la_like_dataset
 from monai_implicit.data.lits import lits_datalist, make_lits_like_dataset
+from monai_implicit.data.mni import make_mni152_dataset
 from monai_implicit.data.phantoms import make_phantom_dataset
 from monai_implicit.data.rf import make_rf_dataset
 from monai_implicit.data.wmh import make_wmh_like_dataset, wmh_datalist
@@ -66,6 +68,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _common(rf, num_name="--num-lines", num_default=64)
     rf.add_argument("--num-validation", type=int, default=16)
     rf.add_argument("--length", type=int, default=1024, help="samples per line")
+    mni = sub.add_parser("mni152-slices", help="write 2D slices of the MNI152 T1 template (real anatomy; needs the "
+                         "data extra: pip install 'monai-implicit[data]')")
+    _common(mni, num_name="--num-phantoms", num_default=0)
+    mni.add_argument("--size", type=int, nargs="+", default=[64], help="slice size H [W] (default 64)")
+    mni.add_argument("--native", action="store_true", help="full 1 mm template slices instead of --size")
+    mni.add_argument("--orientations", nargs="+", default=["axial", "coronal"],
+                     choices=["axial", "coronal", "sagittal"])
+    mni.add_argument("--num-validation", type=int, default=4, help="validation slices per orientation")
+    mni.add_argument("--num-test", type=int, default=4, help="test slices per orientation (imagesTs/)")
+    mni.add_argument("--slice-step", type=int, default=2, help="take every N-th slice")
+    mni.add_argument("--gap-mm", type=float, default=10.0, help="least distance of a training to a held-out slice")
+    mni.add_argument("--min-brain-fraction", type=float, default=0.3,
+                     help="skip slices whose brain area is below this fraction of the largest one")
+    mni.add_argument("--margin-mm", type=float, default=8.0, help="background around the brain's bounding box")
+    mni.add_argument("--noise", type=float, default=0.0, help="Rician noise level (0: the template as is)")
     args = parser.parse_args(argv)
     try:
         if args.command == "lits":
@@ -92,12 +109,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 args.out, num_images=args.num_images, num_test=args.num_test, shape=shape, seed=args.seed,
                 overwrite=args.overwrite,
             )
+        elif args.command == "mni152-slices":
+            size = None if args.native else (args.size[0] if len(args.size) == 1 else args.size)
+            path = make_mni152_dataset(
+                args.out, size=size, orientations=args.orientations, num_validation=args.num_validation,
+                num_test=args.num_test, slice_step=args.slice_step, gap_mm=args.gap_mm,
+                min_brain_fraction=args.min_brain_fraction, margin_mm=args.margin_mm, noise=args.noise,
+                num_phantoms=args.num_phantoms, seed=args.seed, overwrite=args.overwrite,
+            )
         else:
             path = make_rf_dataset(
                 args.out, num_lines=args.num_lines, num_validation=args.num_validation, length=args.length,
                 seed=args.seed, overwrite=args.overwrite,
             )
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(path)
