@@ -6,15 +6,17 @@ network output itself, after the bundle's own post-processing (e.g. a sigmoid), 
 
 A bundle opts in by defining ``predict_postprocess`` in ``configs/inference.json`` (a callable on the output
 ``(C, *spatial)``, ``"$lambda x: x"`` for none) and, optionally, ``predict_loader`` (a ``LoadImaged("image", ...)``
-for formats that need a specific reader, e.g. channel-first ``.npy`` lines).  :func:`load_bundle` then builds a
-:class:`DensePredictor`; for any other bundle it returns :func:`monai_implicit.bundles.load`'s predictor.
+for formats that need a specific reader, e.g. channel-first ``.npy`` lines) and ``network_extra_inputs`` (keyword
+arguments of the network taken from the preprocessed item, ``{"kspace": "kspace", "mask": "mask"}`` for a
+data-consistent reconstruction; the mapping MONAI's ``PrepareBatchExtraInput`` takes).  :func:`load_bundle` then
+builds a :class:`DensePredictor`; for any other bundle it returns :func:`monai_implicit.bundles.load`'s predictor.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -36,6 +38,8 @@ class DensePredictor(BundlePredictor):
         network, transforms, inferer, device: as :class:`BundlePredictor`.
         postprocess: applied to the inverted output ``(C_out, *spatial)`` (e.g. ``torch.sigmoid``); None for none.
         loader: dictionary loader for paths (default ``LoadImaged("image", ensure_channel_first=True)``).
+        extra_inputs: keyword arguments of the network's forward taken from the preprocessed item (argument name ->
+            key, e.g. ``{"kspace": "kspace", "mask": "mask"}``), each given a batch axis; None for none.
 
     Shapes:
         ``predict`` accepts a path, a ``(*spatial)`` or ``(1, *spatial)`` tensor or array and returns a float
@@ -52,8 +56,12 @@ class DensePredictor(BundlePredictor):
         device: torch.device,
         postprocess: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
         loader: Optional[Callable[[dict], dict]] = None,
+        extra_inputs: Optional[Mapping[str, str]] = None,
     ) -> None:
         super().__init__(network, transforms, inferer, device)
+        if extra_inputs is not None and not isinstance(extra_inputs, Mapping):
+            raise TypeError(f"extra_inputs must be a mapping (argument -> key), got {type(extra_inputs).__name__}.")
+        self.extra_inputs = dict(extra_inputs or {})
         if postprocess is not None and not callable(postprocess):
             raise TypeError(f"postprocess must be callable or None, got {type(postprocess).__name__}.")
         self.postprocess = postprocess
@@ -68,7 +76,8 @@ class DensePredictor(BundlePredictor):
     def _predict_image(self, image: MetaTensor) -> torch.Tensor:
         """The post-processed output ``(C_out, *spatial)`` of one image ``(1, *spatial)`` in its own grid."""
         item = self.transform({"image": image.float()})
-        out = self.inferer(torch.as_tensor(item["image"]).unsqueeze(0).float().to(self.device), self.network)
+        kwargs = {arg: torch.as_tensor(item[k]).unsqueeze(0).to(self.device) for arg, k in self.extra_inputs.items()}
+        out = self.inferer(torch.as_tensor(item["image"]).unsqueeze(0).float().to(self.device), self.network, **kwargs)
         item["pred"] = MetaTensor(out[0].float().cpu(), meta=dict(getattr(item["image"], "meta", {})))
         if hasattr(item["image"], "applied_operations"):
             item["pred"].applied_operations = list(item["image"].applied_operations)
@@ -108,4 +117,5 @@ def load_bundle(
     return DensePredictor(
         network, parser.get_parsed_content("preprocess_transforms"), parser.get_parsed_content("inferer"), device,
         postprocess=parser.get_parsed_content("predict_postprocess"), loader=loader,
+        extra_inputs=parser.get_parsed_content("network_extra_inputs") if "network_extra_inputs" in parser else None,
     )

@@ -1,4 +1,5 @@
-"""End-to-end tests of the hyperunet_csmri bundle on tiny phantoms (1 epoch of a few iterations).
+"""End-to-end tests of the hyperunet_csmri bundle on tiny phantoms (1 epoch of a few iterations), and of its inference
+at native size from the three input kinds (magnitude, zero-filled, k-space files) with tiny random networks.
 
 Every workflow runs with ``bundle_root`` pointing at a temporary folder, so nothing is written into the repository.
 The multi-GPU (torchrun) config is exercised by the ckcnn_rf_localization bundle's tests (same file, same ids).
@@ -7,6 +8,7 @@ The multi-GPU (torchrun) config is exercised by the ckcnn_rf_localization bundle
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -18,13 +20,16 @@ from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_i
 import monai_implicit.bundles
 from monai_implicit.bundles import latest_checkpoint
 from monai_implicit.bundles.dense_predictor import DensePredictor, load_bundle
+from monai_implicit.data.phantoms import make_brain_phantom
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "hyperunet_csmri"
 CONFIGS = BUNDLE / "configs"
 
-NET = {"network_def#network#features": 4, "network_def#network#input_features": 4, "network_def#network#depth": 2}
+U = "network_def#network#network#"  # the U-Net inside DataConsistency(ResidualReconstruction(...))
+NET = {f"{U}features": 4, f"{U}input_features": 4, f"{U}depth": 2}
 DATA = {"slice_size": [32, 32], "calib": 4}
+INFER = {"calib": 4}
 TINY = {
     **NET, **DATA, "synthetic_options": {"num_images": 5, "num_test": 2, "shape": [32, 32], "seed": 0},
     "batch_size": 2, "num_workers": 0, "epochs": 1, "val_interval": 1, "val_fraction": 0.4,
@@ -94,6 +99,10 @@ def test_evaluate_reports_network_and_zero_filled(trained):
     expected = [_psnr(c["image"], c["label"]) for c in (prep(dict(i)) for i in wf.parser.get_parsed_content(
         "eval_datalist"))]
     assert saved == pytest.approx(expected, abs=1e-3)
+    # with data consistency the (barely) trained default is never below its zero-filled input on a held-out slice
+    with open(out / "val_psnr_raw.csv") as f:
+        network = [float(r[1]) for r in list(csv.reader(f))[1:]]
+    assert all(n >= z - 0.01 for n, z in zip(network, saved)), (network, saved)
 
 
 def test_inference_writes_nifti_and_predictor_agrees(trained):
@@ -103,10 +112,10 @@ def test_inference_writes_nifti_and_predictor_agrees(trained):
     inputs = sorted((trained / "data" / "synthetic_brain" / "imagesTs").glob("*.nii.gz"))
     outputs = sorted((trained / "eval" / "reconstructions").glob("*_recon.nii.gz"))
     assert len(inputs) == len(outputs) == 2
-    predictor = load_bundle(trained, device="cpu", config_file=CONFIGS / "inference.json", **NET, **DATA)
+    predictor = load_bundle(trained, device="cpu", config_file=CONFIGS / "inference.json", **NET, **INFER)
     assert isinstance(predictor, DensePredictor)
     # the package-wide entry point returns the same dense predictor (not a label map)
-    generic = monai_implicit.bundles.load(trained, "cpu", CONFIGS / "inference.json", **NET, **DATA)
+    generic = monai_implicit.bundles.load(trained, "cpu", CONFIGS / "inference.json", **NET, **INFER)
     assert isinstance(generic, DensePredictor)
     first = str(inputs[0])
     assert torch.equal(torch.as_tensor(generic.predict(first)), torch.as_tensor(predictor.predict(first)))
@@ -116,14 +125,30 @@ def test_inference_writes_nifti_and_predictor_agrees(trained):
         pred = predictor.predict(str(src))  # baked network
         assert tuple(pred.shape) == ref.shape
         assert np.allclose(np.asarray(pred), np.asarray(rec.dataobj).reshape(ref.shape), atol=1e-4)
+    # native size, not a multiple of 2**depth, any intensity unit: same grid, output in the input's units (the
+    # trained network on the [0, 1]-scaled input, scaled back)
+    image = torch.from_numpy(make_brain_phantom(7, shape=(27, 41)))
+    small, large = predictor.predict(image), predictor.predict(250.0 * image)
+    assert tuple(small.shape) == (27, 41) and torch.allclose(torch.as_tensor(large), 250.0 * small, rtol=1e-4)
+    # zero-filled magnitude inputs through the Python API (input_kind override)
+    zero_filled = np.abs(ifft_c(fft_c(image.numpy()) * _bundle_mask((27, 41), calib=4))).astype(np.float32)
+    zf_predictor = load_bundle(trained, device="cpu", config_file=CONFIGS / "inference.json",
+                               input_kind="zero_filled", **NET, **INFER)
+    assert tuple(zf_predictor.predict(zero_filled).shape) == (27, 41)
     with pytest.raises(ValueError, match="single-channel"):
         predictor.predict(torch.zeros(2, 32, 32))
 
 
 def test_verify_net_and_export_baked_torchscript(trained):
     # in-process (the CLI functions themselves): a subprocess would pay the import of torch + MONAI twice
+    # the network takes the measured k-space and mask besides the image, at any size ("*" in the metadata;
+    # verify_net_in_out draws a 30x30 image for it)
+    size = (30, 36)
+    mask = (torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    kspace = torch.randn(1, 1, *size, dtype=torch.complex64, generator=torch.Generator().manual_seed(1)) * mask
     verify_net_in_out("network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=str(CONFIGS / "inference.json"), device="cpu", **NET)
+                      config_file=str(CONFIGS / "inference.json"), device="cpu", any=30,
+                      extra_forward_args={"kspace": kspace[..., :30], "mask": mask[..., :30]}, **NET)
     ts = trained / "models" / "model.ts"
     ckpt_export("network_export", filepath=str(ts), ckpt_file=str(trained / "models" / "model.pt"),
                 meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"),
@@ -136,9 +161,9 @@ def test_verify_net_and_export_baked_torchscript(trained):
     parser.update(NET)
     net = parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(trained / "models" / "model.pt", weights_only=True))
-    x = torch.rand(1, 1, 32, 48)
-    with torch.no_grad():
-        assert torch.allclose(scripted(x), net.eval()(x), atol=1e-5)
+    x = torch.rand(1, 1, *size)
+    with torch.no_grad():  # odd size: the scripted wrapper pads for the U-Net and keeps the measured samples
+        assert torch.allclose(scripted(x, kspace, mask), net.eval()(x, kspace, mask), atol=1e-5)
 
 
 def test_robustness_network_plain_twin_and_zero_filled(trained, tmp_path):
@@ -202,3 +227,185 @@ def test_residual_reconstruction_starts_at_the_input():
         ResidualReconstruction(torch.nn.Conv2d(1, 2, 1))(x)
     with pytest.raises(TypeError, match="torch.nn.Module"):
         ResidualReconstruction("unet")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# inference at the input's native size, three input kinds (a tiny randomly initialised network: no training needed)
+# ----------------------------------------------------------------------------------------------------------------------
+def fft_c(x: np.ndarray) -> np.ndarray:
+    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x), norm="ortho"))
+
+
+def ifft_c(k: np.ndarray) -> np.ndarray:
+    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k), norm="ortho"))
+
+
+def _bundle_mask(shape, calib: int) -> np.ndarray:
+    """The bundle's 8x Poisson-disc mask at ``shape`` (inference.json: accel 8, mask_seed 0)."""
+    from monai_implicit.transforms import UndersamplingMask
+
+    return UndersamplingMask(accel=8.0, calib=calib, seed=0).spatial_mask(shape).astype(np.float32)
+
+
+def _random_bundle(root: Path, gain: float) -> Path:
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    parser["bundle_root"] = str(root)
+    parser.update(NET)
+    torch.manual_seed(0)
+    net = parser.get_parsed_content("network_def")
+    with torch.no_grad():
+        net.network.gain.fill_(gain)
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), root / "models" / "model.pt")
+    return root
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict:
+    """Bundle roots with random tiny networks: the residual branch on (gain 0.3) and off (gain 0, the output is then
+    the data-consistent zero-filled image, computable with numpy)."""
+    return {g: _random_bundle(tmp_path_factory.mktemp(f"csmri_gain{g}"), g) for g in (0.3, 0.0)}
+
+
+def _infer(root: Path, folder: Path, glob: str, kind: str, out: Path, calib: int, **extra) -> list[Path]:
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "inference.json"), workflow_type="infer", bundle_root=str(root),
+                        dataset_dir=str(folder), image_glob=glob, input_kind=kind, output_dir=str(out),
+                        num_workers=0, calib=calib, **NET, **extra)
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    return sorted(out.glob("*_recon.nii.gz"))
+
+
+@pytest.mark.parametrize("size,calib", [(64, 8), (256, 24)])
+def test_three_input_kinds_at_native_size(bundles, tmp_path, size, calib):
+    """Fully sampled magnitude, zero-filled magnitude (+ mask file) and k-space + mask files of the same slice:
+    outputs on the input's grid (shape, affine), intensities in the input's units, and the magnitude and k-space
+    routes agree (the k-space files are made with numpy, independently of the bundle's transforms)."""
+    image = 700.0 * make_brain_phantom(3, shape=size).astype(np.float64)  # scanner units, not [0, 1]
+    affine = np.array([[0.0, -0.9, 0.0, 12.0], [1.1, 0.0, 0.0, -30.0], [0.0, 0.0, 3.0, 5.0], [0.0, 0.0, 0.0, 1.0]])
+    mask = _bundle_mask((size, size), calib)
+    kspace = fft_c(image) * mask
+    zero_filled = np.abs(ifft_c(kspace))
+    data = tmp_path / "in"
+    data.mkdir()
+    nib.save(nib.Nifti1Image(image.astype(np.float32), affine), str(data / "mag_case.nii.gz"))
+    nib.save(nib.Nifti1Image(zero_filled.astype(np.float32), affine), str(data / "zf_case.nii.gz"))
+    np.save(data / "case_kspace.npy", kspace.astype(np.complex64))
+    np.save(data / "case_mask.npy", mask.astype(bool))
+    np.save(data / "zf_mask.npy", mask)
+    results = {}
+    for gain, root in bundles.items():
+        runs = {
+            "magnitude": _infer(root, data, "mag_*.nii.gz", "magnitude", tmp_path / f"a{gain}", calib),
+            "zero_filled": _infer(root, data, "zf_*.nii.gz", "zero_filled", tmp_path / f"b{gain}", calib),
+            "zero_filled_file": _infer(root, data, "zf_*.nii.gz", "zero_filled", tmp_path / f"f{gain}", calib,
+                                       mask_file=str(data / "zf_mask.npy")),
+            "kspace": _infer(root, data, "*_kspace.npy", "kspace", tmp_path / f"c{gain}", calib),
+        }
+        for kind, outputs in runs.items():
+            assert len(outputs) == 1, (kind, outputs)
+            rec = nib.load(str(outputs[0]))
+            assert rec.shape == (size, size), kind  # never cropped
+            expected_affine = np.eye(4) if kind == "kspace" else affine  # .npy k-space: identity grid
+            assert np.allclose(rec.affine, expected_affine), kind
+        results[gain] = {kind: np.asarray(nib.load(str(o[0])).dataobj, np.float64) for kind, o in runs.items()}
+    on, off = results[0.3], results[0.0]
+    scale = image.max()
+    # the same slice through the retrospective route and through k-space files: the same reconstruction
+    assert np.allclose(on["magnitude"], on["kspace"], atol=1e-4 * scale)
+    # a mask file equal to the bundle's mask changes nothing; the residual branch does change the output
+    assert np.allclose(on["zero_filled"], on["zero_filled_file"], atol=1e-5 * scale)
+    assert np.abs(on["kspace"] - off["kspace"]).max() > 1e-3 * scale
+    # gain 0: the network returns its input, so the output is the data-consistent zero-filled image (numpy)
+    expected = np.abs(ifft_c(np.where(mask > 0, kspace, fft_c(zero_filled))))
+    assert np.allclose(off["kspace"], expected, atol=1e-4 * scale)
+    assert np.allclose(off["magnitude"], expected, atol=1e-4 * scale)
+    # a zero-filled magnitude input has no complex samples: data consistency with F(|x|) returns |x| itself
+    assert np.allclose(off["zero_filled"], zero_filled, atol=1e-4 * scale)
+
+
+def test_hdf5_kspace_with_affine_and_fastmri_column_mask(bundles, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    size, calib = 64, 8
+    image = make_brain_phantom(5, shape=(size, 48)).astype(np.float64)
+    columns = np.zeros(48, np.float32)
+    columns[::3] = 1
+    columns[20:28] = 1  # fastMRI-style 1D mask over the phase-encode (last) axis
+    kspace = fft_c(image) * columns[None]
+    affine = np.diag([0.7, 0.7, 4.0, 1.0])
+    data = tmp_path / "h5"
+    data.mkdir()
+    with h5py.File(data / "slice.h5", "w") as f:
+        f["kspace"] = kspace.astype(np.complex64)
+        f["mask"] = columns
+        f["affine"] = affine
+    out = _infer(bundles[0.0], data, "*.h5", "kspace", tmp_path / "out", calib)
+    rec = nib.load(str(out[0]))
+    assert rec.shape == (size, 48) and np.allclose(rec.affine, affine)
+    expected = np.abs(ifft_c(np.where(columns[None] > 0, kspace, fft_c(np.abs(ifft_c(kspace))))))
+    assert np.allclose(np.asarray(rec.dataobj), expected, atol=1e-5)
+
+
+def test_bad_kspace_files_are_named(tmp_path, monkeypatch):
+    from monai.utils import OptionalImportError
+
+    from monai_implicit.bundles.reconstruction import read_kspace_file, read_mask_file
+
+    good = np.ones((8, 6), np.complex64)
+    cases = {
+        "real": (np.ones((8, 6), np.float32), np.ones((8, 6)), "must be a complex array"),
+        "shape": (good, np.ones((8, 5)), r"mask .*shape_mask.npy' has shape \(8, 5\); it must match the grid \(8, 6\)"),
+        "nan": (np.where(np.eye(8, 6) > 0, np.nan, 1).astype(np.complex64), np.ones((8, 6)), "has 6 non-finite"),
+        "values": (good, np.full((8, 6), 0.5), "must hold only 0 and 1"),
+        "empty": (good, np.zeros((8, 6)), "samples nothing"),
+        "slices": (np.ones((3, 8, 6), np.complex64), np.ones((8, 6)), "one 2D slice"),
+    }
+    for name, (k, m, message) in cases.items():
+        np.save(tmp_path / f"{name}_kspace.npy", k)
+        np.save(tmp_path / f"{name}_mask.npy", m)
+        with pytest.raises(ValueError, match=message) as err:
+            read_kspace_file(tmp_path / f"{name}_kspace.npy")
+        assert f"{name}_" in str(err.value)
+    np.save(tmp_path / "alone_kspace.npy", good)
+    with pytest.raises(FileNotFoundError, match="alone_mask.npy"):
+        read_kspace_file(tmp_path / "alone_kspace.npy")
+    with pytest.raises(ValueError, match="expected <case>_kspace.npy"):
+        read_kspace_file(tmp_path / "values_mask.npy")
+    (tmp_path / "junk_kspace.npy").write_bytes(b"not numpy")
+    np.save(tmp_path / "junk_mask.npy", np.ones((8, 6)))
+    with pytest.raises(ValueError, match="cannot read k-space file .*junk_kspace.npy"):
+        read_kspace_file(tmp_path / "junk_kspace.npy")
+    with pytest.raises(ValueError, match=r"shape_mask.npy' has shape \(8, 5\)"):
+        read_mask_file(tmp_path / "shape_mask.npy", (8, 6))
+    # HDF5: a missing dataset is named; without h5py the error names the package and the file
+    h5 = tmp_path / "no_mask.h5"
+    try:
+        import h5py
+
+        with h5py.File(h5, "w") as f:
+            f["kspace"] = good
+        with pytest.raises(ValueError, match=r"no_mask.h5' has no 'mask' dataset.*\['kspace'\]"):
+            read_kspace_file(h5)
+    except ImportError:
+        h5.write_bytes(b"\x89HDF")
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(OptionalImportError, match="h5py.*no_mask.h5|no_mask.h5.*h5py"):
+        read_kspace_file(h5)
+
+
+def test_bad_file_stops_the_inference_run_naming_it(bundles, tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    np.save(data / "bad_kspace.npy", np.ones((16, 16), np.complex64))
+    np.save(data / "bad_mask.npy", np.ones((16, 12)))
+    with pytest.raises(Exception) as err:
+        _infer(bundles[0.0], data, "*_kspace.npy", "kspace", tmp_path / "out", 4)
+    chain, e = [], err.value
+    while e is not None:
+        chain.append(str(e))
+        e = e.__cause__ or e.__context__
+    assert any("bad_mask.npy" in m and "(16, 12)" in m for m in chain)
+    with pytest.raises(Exception, match="input_kind|Unsupported option"):
+        _infer(bundles[0.0], data, "*_kspace.npy", "k-space", tmp_path / "out", 4)

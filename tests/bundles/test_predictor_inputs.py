@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 LITS = {"network_def#features": 2, "network_def#input_features": 2, "network_def#depth": 1,
         "network_def#dropout": 0.0, "pixdim": [5.0, 5.0, 6.0], "patch_size": [8, 8, 8], "sw_batch_size": 8}
 LA = {"network_def#features": 2, "network_def#init_sigma": 0.7, "pixdim": [4.0, 4.0, -1], "slice_size": [32, 32]}
-CSMRI = {"network_def#network#features": 4, "network_def#network#input_features": 4,
-         "network_def#network#depth": 2, "slice_size": [32, 32], "calib": 4}
+CSMRI = {"network_def#network#network#features": 4, "network_def#network#network#input_features": 4,
+         "network_def#network#network#depth": 2, "calib": 4}
 WMH = {"network_def#features": [2, 4], "pixdim": [4.0, 4.0, -1], "slice_size": [32, 48], "sw_batch_size": 8}
 
 
@@ -121,7 +121,7 @@ def test_2d_bundle_predicts_a_volume_slice_by_slice(tmp_path):
     predictor = _load("hyperunet_csmri", CSMRI, tmp_path)
     assert isinstance(predictor, DensePredictor) and predictor.image_spatial_dims == 2
     with torch.no_grad():
-        predictor.network.gain.fill_(0.5)  # the residual branch contributes (gain 0 returns the input)
+        predictor.network.network.gain.fill_(0.5)  # the residual branch contributes (gain 0 returns the input)
     volume = torch.from_numpy(np.random.default_rng(2).random((1, 30, 34, 3)).astype(np.float32))
     out = predictor.predict(volume)
     per_slice = torch.stack([torch.as_tensor(predictor.predict(volume[..., z])) for z in range(3)], dim=-1)
