@@ -1,8 +1,8 @@
 """Helpers shared by the MONAI bundles of this package, and a Python API to use a trained bundle.
 
 * :func:`bundle_root`: paths relative to the bundle, whatever the working directory;
-* :func:`ensure_dataset`, :func:`load_datalist`, :class:`CheckLabelValuesd`: embedded data and early, named errors
-  on bad data;
+* :func:`ensure_dataset`, :func:`load_datalist`, :func:`train_val_split`, :class:`CheckLabelValuesd`: embedded
+  data, the training/validation split and early, named errors on bad data;
 * :class:`AtomicCheckpointSaver`, :class:`ResumeFromCheckpoint`, :func:`latest_checkpoint`: interruption-safe,
   resumable training;
 * :func:`training_plan`: a run's configuration from the dataset fingerprint, kept with the checkpoints;
@@ -18,6 +18,7 @@ from .data import (
     ensure_dataset,
     image_datalist,
     load_datalist,
+    train_val_split,
 )
 from .export import BakeForExport
 from .paths import bundle_root, bundle_root_of_config

@@ -7,6 +7,7 @@ transform chains call.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Hashable, Mapping, Sequence
@@ -16,14 +17,14 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import load_decathlon_datalist
+from monai.data import load_decathlon_datalist, partition_dataset
 from monai.data.utils import AFFINE_TOL
 from monai.transforms import MapTransform
 
 from monai_implicit.transforms.checks import ImageReadError, check_same_grid
 
 __all__ = [
-    "ensure_dataset", "load_datalist", "image_datalist",
+    "ensure_dataset", "load_datalist", "train_val_split", "image_datalist",
     "CheckLabelValuesd", "CheckLabelValuesD", "CheckLabelValuesDict",
 ]
 
@@ -217,6 +218,46 @@ class CheckLabelValuesd(MapTransform):
 
 
 CheckLabelValuesD = CheckLabelValuesDict = CheckLabelValuesd
+
+
+def train_val_split(
+    datalist_file: PathLike,
+    keys: Sequence[str] = ("image", "label"),
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    **load_kwargs: Any,
+) -> tuple[list[dict], list[dict]]:
+    """The training and validation lists of a datalist: its own ``"validation"`` list when it has a non-empty one,
+    otherwise a seeded random split of ``"training"`` (``monai.data.partition_dataset``).
+
+    A dataset whose held-out cases were chosen on purpose (e.g. MNI152 slabs separated from the training slices by a
+    gap, :func:`monai_implicit.data.make_mni152_dataset`) must not be re-split at random: neighbouring slices of one
+    volume are near copies, and validating on them measures memorisation.
+
+    Args:
+        datalist_file: MSD-style JSON.
+        keys, load_kwargs: as in :func:`load_datalist` (every listed file is checked).
+        val_fraction: fraction of ``"training"`` held out when the file has no validation list.
+        seed: seed of that split.
+
+    Raises:
+        ValueError: ``val_fraction`` outside (0, 1) when a random split is needed, or a split that leaves either side
+            empty (the message names the file and the counts).
+    """
+    with open(datalist_file) as f:
+        declared = json.load(f).get("validation")
+    train = load_datalist(datalist_file, keys, **load_kwargs)
+    if declared:
+        return train, load_datalist(datalist_file, keys, data_list_key="validation", **load_kwargs)
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}.")
+    train, val = partition_dataset(train, ratios=[1.0 - val_fraction, val_fraction], shuffle=True, seed=seed)
+    if not train or not val:
+        raise ValueError(
+            f"{datalist_file}: {len(train) + len(val)} training case(s) cannot be split with val_fraction="
+            f"{val_fraction} (training {len(train)}, validation {len(val)}); add cases or a 'validation' list."
+        )
+    return train, val
 
 
 def image_datalist(folder: PathLike, pattern: str = "*.nii*", key: str = "image") -> list[dict]:
