@@ -1,5 +1,8 @@
 """Shared fixtures of the MONAI Label app tests: tiny copies of real bundles with initial weights, and studies.
 
+The app's code, the ``monai_implicit_label`` package of the app folder ``apps/label``, is not installed: the app
+folder goes on ``sys.path`` here, as MONAI Label puts it there when it loads ``apps/label/main.py``.
+
 A tiny bundle is a temporary copy of ``bundles/<name>`` whose inference and train configs get a small network and a
 coarse grid; its served weights are the initialised network saved as ``models/model.pt`` (no training needed).
 """
@@ -8,12 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+APP_DIR = REPO / "apps" / "label"
+if str(APP_DIR) not in sys.path:
+    sys.path.insert(0, str(APP_DIR))
 
 # a few thousand parameters and coarse grids: one epoch or one inference takes seconds on a CPU
 TINY = {

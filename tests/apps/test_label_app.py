@@ -48,7 +48,7 @@ def make_app(tmp_path, monkeypatch):
     app_dir = tmp_path / "app"
 
     def make(bundles_dir: Path, studies: Path, **conf: str):
-        from monai_implicit.apps.label.cli import init_app_dir
+        from monai_implicit_label.cli import init_app_dir
 
         init_app_dir(app_dir)
         monkeypatch.setattr(settings, "MONAI_LABEL_APP_DIR", str(app_dir))
@@ -100,7 +100,7 @@ def test_hostile_train_request_is_refused_before_any_task(tmp_path, make_app, ti
     from monailabel.utils.async_tasks import utils as task_utils
     from monailabel.utils.async_tasks.task import AsyncTask
 
-    from monai_implicit.apps.label.main import guard_train_requests
+    from monai_implicit_label.main import guard_train_requests
 
     bundle = tiny_bundle(tmp_path / "bundles", LITS)
     app = make_app(tmp_path / "bundles", lits_studies(tmp_path))
@@ -130,7 +130,7 @@ def test_guard_checks_the_merged_request_and_passes_others_on(
     from fastapi import HTTPException
     from monailabel.utils.async_tasks.task import AsyncTask
 
-    from monai_implicit.apps.label.main import guard_train_requests
+    from monai_implicit_label.main import guard_train_requests
 
     tiny_bundle(tmp_path / "bundles", LITS)
     app = make_app(tmp_path / "bundles", lits_studies(tmp_path))
@@ -224,10 +224,14 @@ def test_infer_takes_datastore_ids_and_uploads_only(tmp_path, make_app, tiny_bun
     assert nib.load(result["file"]).shape == expected_shape
     os.remove(result["file"])
     # the package source is not an app folder: MONAI Label would write its working folders into it
-    from monai_implicit.apps.label.main import PACKAGE_APP_DIR, MonaiImplicitApp
+    import monai_implicit
+    import monai_implicit_label
+    from monai_implicit_label.main import MonaiImplicitApp
 
-    with pytest.raises(ValueError, match="init DIR"):
-        MonaiImplicitApp(str(PACKAGE_APP_DIR), str(studies), {"bundles_dir": str(tmp_path / "bundles")})
+    bundles = tmp_path / "bundles"
+    for package in (monai_implicit, monai_implicit_label):
+        with pytest.raises(ValueError, match="init DIR"):
+            MonaiImplicitApp(str(Path(package.__file__).parent), str(studies), {"bundles_dir": str(bundles)})
 
 
 def test_infer_refuses_images_over_max_voxels(tmp_path, make_app, tiny_bundle):
@@ -247,7 +251,7 @@ def test_infer_refuses_images_over_max_voxels(tmp_path, make_app, tiny_bundle):
     result = app.infer({"model": LITS, "image": "small"})  # at the limit: served
     assert nib.load(result["file"]).shape == (10, 10, 10)
     os.remove(result["file"])
-    from monai_implicit.apps.label.main import MonaiImplicitApp
+    from monai_implicit_label.main import MonaiImplicitApp
 
     with pytest.raises(ValueError, match="max_voxels"):
         MonaiImplicitApp(str(tmp_path / "app"), str(studies), {"bundles_dir": str(tmp_path / "bundles"),
@@ -280,7 +284,7 @@ def test_multi_channel_bundle_needs_every_modality(tmp_path, make_app, tiny_bund
 
 # ------------------------------------------------------------------------------------------------ infer task
 def test_normalize_device():
-    from monai_implicit.apps.label.infer import normalize_device
+    from monai_implicit_label.infer import normalize_device
 
     assert normalize_device("cpu") == normalize_device("cpu:0") == torch.device("cpu")
     for bad in ("foo", "meta", "cuda;rm", ""):
@@ -298,8 +302,8 @@ def test_normalize_device():
 
 def test_predictor_cache_is_a_bounded_lru(tmp_path, tiny_bundle, monkeypatch):
     import monai_implicit.bundles
-    from monai_implicit.apps.label.bundles import read_segmentation_bundle
-    from monai_implicit.apps.label.infer import BundleSegmentationInfer
+    from monai_implicit_label.bundles import read_segmentation_bundle
+    from monai_implicit_label.infer import BundleSegmentationInfer
 
     bundle = read_segmentation_bundle(tiny_bundle(tmp_path / "bundles", LITS))
     loads = []
@@ -337,7 +341,7 @@ def test_origin_guard():
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from monai_implicit.apps.label.server import guarded_app
+    from monai_implicit_label.server import guarded_app
 
     calls = []
 

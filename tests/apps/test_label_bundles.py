@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from monai.bundle import ConfigParser
 
-from monai_implicit.apps.label.bundles import (
+from monai_implicit_label.bundles import (
     default_bundles_dir,
     find_segmentation_bundles,
     read_segmentation_bundle,
     select_bundles,
 )
-from monai_implicit.apps.label.training import (
+from monai_implicit_label.training import (
     ALLOWED_OVERRIDES,
     OverrideError,
     TrainingFailed,
@@ -37,6 +37,7 @@ from monai_implicit.apps.label.training import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+APP_DIR = REPO / "apps" / "label"
 BUNDLE = REPO / "bundles" / "hyperunet_lits"
 
 
@@ -148,8 +149,12 @@ def test_bad_channel_def(tmp_path, channel_def, match):
 def test_no_bundle_at_all(tmp_path):
     with pytest.raises(ValueError, match="no segmentation bundle"):
         select_bundles(tmp_path)
-    with pytest.raises(FileNotFoundError):
-        find_segmentation_bundles(tmp_path / "missing")
+    # a missing or invalid folder: the error names the option that sets it
+    (tmp_path / "file").write_text("")
+    for bad in (tmp_path / "missing", tmp_path / "file"):
+        for find in (find_segmentation_bundles, select_bundles):
+            with pytest.raises(FileNotFoundError, match="--conf bundles_dir"):
+                find(bad)
 
 
 @pytest.mark.parametrize("final_epoch", list(range(1, 31)))
@@ -422,11 +427,16 @@ def test_label_extra_installs_what_served_bundles_need_to_train():
 
 
 def test_init_app_dir(tmp_path):
-    from monai_implicit.apps.label.cli import APP_MAIN, init_app_dir, main
+    from monai_implicit_label.cli import APP_MAIN, init_app_dir, main
 
     main_py = init_app_dir(tmp_path / "app")
     assert main_py == tmp_path / "app" / "main.py" and main_py.read_text() == APP_MAIN
-    assert "from monai_implicit.apps.label.main import MonaiImplicitApp" in APP_MAIN
+    # the written main.py loads the app from its folder (MONAI Label puts only the --app folder on sys.path)
+    assert repr(str(APP_DIR)) in APP_MAIN and "from monai_implicit_label.main import MonaiImplicitApp" in APP_MAIN
+    # the app's own folder is served as it is: nothing written
+    before = (APP_DIR / "main.py").read_text()
+    assert init_app_dir(APP_DIR) == APP_DIR / "main.py" and init_app_dir(APP_DIR, force=True) == APP_DIR / "main.py"
+    assert (APP_DIR / "main.py").read_text() == before
     assert init_app_dir(tmp_path / "app") == main_py  # idempotent
     main_py.write_text("# mine\n")
     with pytest.raises(ValueError, match="--force"):
@@ -436,10 +446,12 @@ def test_init_app_dir(tmp_path):
     assert main_py.read_text() == APP_MAIN
     # MONAI Label writes bin/ lib/ logs/ model/ into the app folder: never the package source
     package = REPO / "monai_implicit"
-    for inside in (package / "apps" / "label", package, package / "apps" / "label" / "new_folder"):
+    for inside in (package / "networks", package, package / "networks" / "new_folder"):
         with pytest.raises(ValueError, match="inside the monai_implicit package"):
             init_app_dir(inside)
-    assert not (package / "apps" / "label" / "new_folder").exists()
+    assert not (package / "networks" / "new_folder").exists()
+    with pytest.raises(ValueError, match="inside the monai_implicit_label package"):
+        init_app_dir(APP_DIR / "monai_implicit_label")
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="not a folder"):
         init_app_dir(tmp_path / "file")
@@ -448,11 +460,11 @@ def test_init_app_dir(tmp_path):
 
 
 def test_server_arguments_default_to_loopback_and_the_guard():
-    from monai_implicit.apps.label.cli import server_arguments
+    from monai_implicit_label.cli import server_arguments
 
     args, env = server_arguments(["--app", "/srv/app", "--studies", "/data", "--conf", "models", "a"], environ={})
     assert args == ["start_server", "--app", str(Path("/srv/app").resolve()), "--host", "127.0.0.1", "--port", "8000",
-                    "--uvicorn_app", "monai_implicit.apps.label.server:app", "--studies", "/data", "--conf", "models",
+                    "--uvicorn_app", "monai_implicit_label.server:app", "--studies", "/data", "--conf", "models",
                     "a"]
     assert env["MONAI_IMPLICIT_LABEL_HOSTS"].split(",") == ["127.0.0.1", "localhost", "::1"]
     args, env = server_arguments(["-a", "x", "--host", "0.0.0.0", "-p", "9000"], environ={})
@@ -461,3 +473,23 @@ def test_server_arguments_default_to_loopback_and_the_guard():
     assert args[7:9] == ["--uvicorn_app", "mine:app"] and env == {}  # the user's choices stand
     with pytest.raises(ValueError, match="MONAI_IMPLICIT_LABEL_ORIGINS"):
         server_arguments(["-a", "x"], environ={"MONAI_LABEL_CORS_ORIGINS": '["http://a:1"]'})
+    args, _ = server_arguments(["--studies", "/data"], environ={})
+    assert args[1:3] == ["--app", str(APP_DIR)]  # without --app: the app folder itself
+
+
+def test_the_app_is_not_part_of_the_installed_package():
+    import importlib.util
+
+    from setuptools import find_packages
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    include = cfg["options.packages.find"]["include"].split()
+    packages = find_packages(str(REPO), include=include)
+    assert "monai_implicit" in packages and "monai_implicit.networks" in packages
+    assert all(p == "monai_implicit" or p.startswith("monai_implicit.") for p in packages), packages
+    assert importlib.util.find_spec("monai_implicit.apps") is None
+    # the package never imports the app (the app imports the package)
+    importers = [str(f.relative_to(REPO)) for f in (REPO / "monai_implicit").rglob("*.py")
+                 if "monai_implicit_label" in f.read_text() or "monai_implicit.apps" in f.read_text()]
+    assert importers == []

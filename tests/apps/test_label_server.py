@@ -1,7 +1,7 @@
 """Integration test: the app's ``start_server`` command with the hyperunet_lits bundle and synthetic studies.
 
-The server is started as the README says (``python -m monai_implicit.apps.label start_server --app DIR``, no
-``--host``), so the test also checks that MONAI Label's working folders go to the app folder, not the package, that
+The server is started as the README says (``python apps/label/cli.py start_server --app DIR``, no ``--host``), so
+the test also checks that MONAI Label's working folders go to the app folder, not the packages nor ``apps/label``, that
 it listens on 127.0.0.1 and that other web origins are not allowed by CORS.  The bundle is a temporary copy of
 ``bundles/hyperunet_lits`` with a tiny network and coarse voxel grid (see ``conftest.py``); its starting weights are
 the initialised network saved as ``models/model.pt``.  The server runs with proxies pointing at a closed port (any
@@ -38,7 +38,9 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGE_APP = REPO / "monai_implicit" / "apps" / "label"
+APP_DIR = REPO / "apps" / "label"
+# folders MONAI Label must not write into when --app names another folder: the package and the app's source folder
+SOURCE_FOLDERS = (REPO / "monai_implicit", APP_DIR, APP_DIR / "monai_implicit_label")
 MONAI_LABEL_FOLDERS = ("bin", "lib", "logs", "model")
 MODEL = "hyperunet_lits"
 STARTUP_TIMEOUT = 300.0
@@ -119,6 +121,11 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
 
+def _working_folders(folders) -> list[Path]:
+    """MONAI Label's working folders found in ``folders``."""
+    return [d / f for d in folders for f in MONAI_LABEL_FOLDERS if (d / f).exists()]
+
+
 def _listening_addresses(pid: int, port: int) -> set[str]:
     import psutil
 
@@ -138,7 +145,7 @@ def test_server_infer_train_and_errors(tmp_path, tiny_bundle, lits_studies):
     bundle = tiny_bundle(bundles, MODEL)
     studies = lits_studies(tmp_path)
     app = tmp_path / "app"  # written by the start command
-    package_folders_before = [f for f in MONAI_LABEL_FOLDERS if (PACKAGE_APP / f).exists()]
+    source_folders_before = _working_folders(SOURCE_FOLDERS)
     blocked = tmp_path / "blocked"
     (blocked / "torchvision").mkdir(parents=True)
     (blocked / "torchvision" / "__init__.py").write_text(BROKEN_TORCHVISION)
@@ -163,7 +170,7 @@ def test_server_infer_train_and_errors(tmp_path, tiny_bundle, lits_studies):
     env.pop("MONAI_IMPLICIT_LABEL_ORIGINS", None)
     env.pop("MONAI_IMPLICIT_LABEL_HOSTS", None)  # the start command's default applies
     # the README's start command; no --host: it must default to loopback
-    command = [sys.executable, "-m", "monai_implicit.apps.label", "start_server", "--app", str(app),
+    command = [sys.executable, str(APP_DIR / "cli.py"), "start_server", "--app", str(app),
                "--studies", str(studies), "--port", str(port), "--conf", "models", MODEL,
                "--conf", "bundles_dir", str(bundles)]
     log = open(tmp_path / "server.log", "w")
@@ -193,7 +200,7 @@ def test_server_infer_train_and_errors(tmp_path, tiny_bundle, lits_studies):
         # --- where it listens, what it wrote, which web pages may call it ---
         assert _listening_addresses(server.pid, port) == {"127.0.0.1"}
         assert (app / "main.py").is_file() and all((app / f).is_dir() for f in MONAI_LABEL_FOLDERS)
-        assert [f for f in MONAI_LABEL_FOLDERS if (PACKAGE_APP / f).exists()] == package_folders_before
+        assert _working_folders(SOURCE_FOLDERS) == source_folders_before
         evil = {"Origin": "http://evil.example"}
         preflight = http.options(
             f"{url}/infer/{MODEL}", headers={**evil, "Access-Control-Request-Method": "POST"}, timeout=10

@@ -31,11 +31,13 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 from cachetools import LRUCache
+from monai.config import PathLike
 from monai.data import MetaTensor, NibabelWriter
+from monai.utils import look_up_option
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from monailabel.utils.others.generic import device_list, file_checksum, name_to_device
 
-from monai_implicit.apps.label.bundles import SegmentationBundle
+from monai_implicit_label.bundles import SegmentationBundle
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
@@ -96,7 +98,7 @@ def normalize_device(device: Union[str, torch.device]) -> torch.device:
     return torch.device("cuda", index)
 
 
-def image_shape(path: Union[str, os.PathLike]) -> tuple[tuple[int, ...], int]:
+def image_shape(path: PathLike) -> tuple[tuple[int, ...], int]:
     """Array shape and number of components of an image file, read from its header only.
 
     NIfTI and the other formats nibabel reads are opened lazily (nibabel reads the header, not the voxels), as MONAI's
@@ -155,8 +157,7 @@ class BundleSegmentationInfer(InferTask):
     ) -> None:
         if not isinstance(bundle, SegmentationBundle):
             raise TypeError(f"bundle must be a SegmentationBundle, got {type(bundle).__name__}.")
-        if result_extension not in (".nii", ".nii.gz"):
-            raise ValueError(f"result_extension must be '.nii' or '.nii.gz', got {result_extension!r}.")
+        result_extension = look_up_option(result_extension, (".nii", ".nii.gz"))
         for name, value in (("max_voxels", max_voxels), ("cache_size", cache_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")

@@ -1,5 +1,9 @@
 """Which bundles the MONAI Label app serves: discovery of segmentation bundles and their label names.
 
+The bundles are the sub-folders of one folder, named by MONAI Label's ``--conf bundles_dir DIR``; without it, the
+repository's ``bundles/`` next to the app folder (``apps/label/../../bundles``, a source checkout).  The folder is
+never looked up through the ``monai_implicit`` package, so a non-editable install serves the same bundles.
+
 A folder ``<bundles_dir>/<name>/`` is served when it is a MONAI bundle whose ``configs/metadata.json`` declares a
 segmentation output (``network_data_format.outputs.<key>.format == "segmentation"`` with a ``channel_def``) and
 that has a ``configs/inference.json``.  The label names come from the output's ``channel_def`` (MONAI bundle
@@ -11,12 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from monai.config import PathLike
+
 __all__ = [
+    "APP_DIR",
     "SegmentationBundle",
     "default_bundles_dir",
     "find_segmentation_bundles",
@@ -26,7 +32,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
+#: the app folder (``apps/label``): MONAI Label's ``--app``, holding ``main.py`` and this package
+APP_DIR = Path(__file__).resolve().parents[1]
 
 #: channel names that are not offered as labels to annotate (MONAI Label apps list foreground classes only)
 BACKGROUND_NAMES = frozenset({"background", "bg", "_background_"})
@@ -94,10 +101,25 @@ class SegmentationBundle:
 
 
 def default_bundles_dir() -> Path:
-    """``bundles/`` next to the ``monai_implicit`` package (a source checkout or an editable install)."""
-    import monai_implicit
+    """The default of ``--conf bundles_dir``: ``bundles/`` of the repository that holds the app folder.
 
-    return Path(monai_implicit.__file__).resolve().parent.parent / "bundles"
+    It does not depend on where ``monai_implicit`` is installed; it exists in a source checkout.
+    """
+    return APP_DIR.parents[1] / "bundles"
+
+
+def _bundles_folder(bundles_dir: Optional[PathLike]) -> Path:
+    """``bundles_dir`` (default :func:`default_bundles_dir`) as a path; FileNotFoundError naming the option when it
+    is not a folder."""
+    folder = Path(bundles_dir).expanduser() if bundles_dir is not None else default_bundles_dir()
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        default = "" if bundles_dir is not None else " (the default: bundles/ of a source checkout around the app)"
+        raise FileNotFoundError(
+            f"bundles folder {str(folder)!r}{default} {what}; name the folder of the bundles with "
+            "--conf bundles_dir DIR."
+        )
+    return folder
 
 
 def _segmentation_output(metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -185,9 +207,7 @@ def find_segmentation_bundles(bundles_dir: Optional[PathLike] = None) -> dict[st
 
     Folders that are not segmentation bundles are skipped with a log message saying why.
     """
-    folder = Path(bundles_dir).expanduser() if bundles_dir is not None else default_bundles_dir()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"bundles folder {str(folder)!r} does not exist.")
+    folder = _bundles_folder(bundles_dir)
     found: dict[str, SegmentationBundle] = {}
     for child in sorted(folder.iterdir()):
         if not child.is_dir() or child.name.startswith((".", "_")):
@@ -207,8 +227,9 @@ def select_bundles(
     Raises:
         ValueError: a named bundle does not exist or is not a segmentation bundle (the message says why and lists
             the servable ones), or no bundle is servable at all.
+        FileNotFoundError: ``bundles_dir`` (or the default) is not a folder; the message names ``--conf bundles_dir``.
     """
-    folder = Path(bundles_dir).expanduser() if bundles_dir is not None else default_bundles_dir()
+    folder = _bundles_folder(bundles_dir)
     available = find_segmentation_bundles(folder)
     if isinstance(models, str):
         names = [m.strip() for m in models.split(",") if m.strip()]
@@ -218,7 +239,10 @@ def select_bundles(
         names = [str(m).strip() for m in models]
     if not names or names == ["all"]:
         if not available:
-            raise ValueError(f"no segmentation bundle (configs/metadata.json + configs/inference.json) in {folder}.")
+            raise ValueError(
+                f"no segmentation bundle (configs/metadata.json + configs/inference.json) in {folder} "
+                "(--conf bundles_dir)."
+            )
         return list(available.values())
     selected = []
     for name in dict.fromkeys(names):

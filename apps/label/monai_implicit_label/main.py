@@ -1,19 +1,23 @@
-"""MONAI Label app serving this package's segmentation bundles.
+"""MONAI Label app serving the segmentation bundles of ``monai_implicit``.
 
-Start it on a folder of NIfTI studies (labels go to ``<studies>/labels/final``); the ``--app`` folder receives
-MONAI Label's working folders (``bin/ lib/ logs/ model/``) and must be outside the package::
+The app folder is ``apps/label`` of the repository (its ``main.py`` exports :class:`MonaiImplicitApp`); the app
+uses the installed ``monai_implicit``, which never imports the app.  Start it on a folder of NIfTI studies (labels
+go to ``<studies>/labels/final``); the ``--app`` folder receives MONAI Label's working folders
+(``bin/ lib/ logs/ model/``) and must be outside the packages::
 
-    python -m monai_implicit.apps.label start_server --app ~/monai_implicit_app --studies /data/ct \
-        --conf models hyperunet_lits
+    python apps/label/cli.py start_server --studies /data/ct --conf models hyperunet_lits \
+        [--app ~/monai_implicit_app] [--conf bundles_dir ~/monai_implicit/bundles]
 
-(``start_server`` writes the app folder's ``main.py`` when it has none, serves on 127.0.0.1 unless ``--host`` says
-otherwise, behind a guard against requests from other web origins (:mod:`monai_implicit.apps.label.server`); every
-other option goes to ``monailabel start_server``.  ``python -m monai_implicit.apps.label init DIR`` only writes the
-folder, for a plain ``monailabel start_server --app DIR``, which has neither default.)
+(``start_server`` serves ``apps/label`` unless ``--app`` names another folder, whose ``main.py`` it writes when it
+has none; it serves on 127.0.0.1 unless ``--host`` says otherwise, behind a guard against requests from other web
+origins (:mod:`monai_implicit_label.server`); every other option goes to ``monailabel start_server``.
+``python apps/label/cli.py init DIR`` only writes the folder, for a plain ``monailabel start_server --app DIR``,
+which has neither default; ``monailabel start_server --app apps/label`` serves the app folder itself.)
 
 App options (``--conf KEY VALUE``):
     ``models``: comma-separated bundle names, or ``all`` (default): every segmentation bundle in ``bundles_dir``;
-    ``bundles_dir``: the folder holding the bundles (default: ``bundles/`` of the source checkout);
+    ``bundles_dir``: the folder holding the bundles (default: ``bundles/`` of the repository around
+    ``apps/label``; needed when the app folder is not in a source checkout);
     ``epochs``: the default ``max_epochs`` of the train tasks shown to clients (default 10);
     ``max_voxels``: the largest image accepted for inference, in voxel values per file (default 512 * 512 * 1024).
 
@@ -21,7 +25,8 @@ Every bundle becomes an infer task (``/infer/<name>``, labels from the bundle's 
 ``configs/train.json``, a train task (``/train/<name>``) that runs that config.  The app never downloads (no model
 zoo, no pre-trained weights) and does not use MONAI Label's bundle tasks, which need torchvision: nothing but
 MONAI's own guarded probes at ``import monai`` tries to import torchvision, so a missing or broken (CPU/CUDA
-mismatched) torchvision does not matter.  MONAI Label loads this file by path, so it only uses absolute imports.
+mismatched) torchvision does not matter.  MONAI Label loads ``apps/label/main.py`` by path (again for every
+background task); the class lives here, in a module imported once, so every load serves the same class.
 
 Security (what a client of the server can and cannot do):
     * images: ``/infer`` takes datastore image ids only (resolved by ``datastore.get_image_uri``), or a file the
@@ -32,7 +37,7 @@ Security (what a client of the server can and cannot do):
       says what is missing.
     * training: request options are checked before MONAI Label starts the background task (HTTP 422 naming the
       option, nothing written, no process started); ``overrides`` may set only the ids of
-      :data:`~monai_implicit.apps.label.training.ALLOWED_OVERRIDES` (numbers and switches within bounds) that the
+      :data:`~monai_implicit_label.training.ALLOWED_OVERRIDES` (numbers and switches within bounds) that the
       bundle's ``train.json`` defines: no components, nested ids, paths, strings or expressions.
     * the server itself: MONAI Label has no authentication unless ``MONAI_LABEL_AUTH_ENABLE=true`` (with a
       Keycloak realm, ``MONAI_LABEL_AUTH_REALM_URI``); anyone who can connect can annotate, train and read the
@@ -62,16 +67,15 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
 import monai_implicit
-from monai_implicit.apps.label.bundles import select_bundles
-from monai_implicit.apps.label.infer import DEFAULT_MAX_VOXELS, BundleSegmentationInfer, InferInputError
-from monai_implicit.apps.label.train import BundleTrain, TrainOptions
+from monai_implicit_label.bundles import select_bundles
+from monai_implicit_label.cli import check_app_folder
+from monai_implicit_label.infer import DEFAULT_MAX_VOXELS, BundleSegmentationInfer, InferInputError
+from monai_implicit_label.train import BundleTrain, TrainOptions
 
 __all__ = ["MonaiImplicitApp", "guard_train_requests"]
 
 logger = logging.getLogger(__name__)
 
-#: the source folder of this module: MONAI Label would write its working folders into it if used as ``--app``
-PACKAGE_APP_DIR = Path(__file__).resolve().parent
 #: names of the temporary files MONAI Label's ``/infer`` writes an uploaded image to (``NamedTemporaryFile``)
 _UPLOAD_NAME = re.compile(r"^tmp[a-z0-9_]{8}(\.[A-Za-z0-9]+)+$")
 
@@ -91,24 +95,19 @@ class MonaiImplicitApp(MONAILabelApp):
     """The MONAI Label app: one infer and one train task per selected bundle.
 
     Args:
-        app_dir: the app folder (MONAI Label's ``--app``); not the package source (MONAI Label writes into it).
+        app_dir: the app folder (MONAI Label's ``--app``); not inside a package (MONAI Label writes into it).
         studies: the datastore (``--studies``): a local folder, or a DICOMweb URL.
         conf: ``--conf`` options (see the module docstring).
 
     Raises:
-        ValueError: ``app_dir`` is the package source, ``models`` names a folder that is not a servable bundle, or
-            ``epochs`` / ``max_voxels`` is not a positive integer (the server then refuses to start, with the
-            reason in its log).
+        ValueError: ``app_dir`` is inside a package (see :func:`~monai_implicit_label.cli.check_app_folder`),
+            ``models`` names a folder that is not a servable bundle, or ``epochs`` / ``max_voxels`` is not a
+            positive integer (the server then refuses to start, with the reason in its log).
+        FileNotFoundError: ``bundles_dir`` is not a folder.
     """
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
-        if Path(app_dir).resolve() == PACKAGE_APP_DIR:
-            raise ValueError(
-                f"--app {app_dir} is the monai_implicit package source: MONAI Label writes bin/ lib/ logs/ model/ into "
-                "the app folder. Start the server with `python -m monai_implicit.apps.label start_server --app DIR "
-                "--studies ...` (DIR outside the package), or create DIR with `python -m monai_implicit.apps.label "
-                "init DIR`."
-            )
+        check_app_folder(app_dir)
         conf = dict(conf or {})
         self.bundles = select_bundles(conf.get("bundles_dir") or None, conf.get("models", "all"))
         self.default_epochs = _positive_int_conf(conf, "epochs", 10)

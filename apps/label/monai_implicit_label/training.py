@@ -28,7 +28,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Optional, Union
 
-from monai_implicit.apps.label.bundles import SegmentationBundle
+from monai.config import PathLike
+
+from monai_implicit_label.bundles import SegmentationBundle
 
 __all__ = [
     "ALLOWED_OVERRIDES",
@@ -44,8 +46,6 @@ __all__ = [
     "validation_interval",
     "write_datalist",
 ]
-
-PathLike = Union[str, os.PathLike]
 
 _EPOCH_FILE = re.compile(r"^checkpoint_epoch=(\d+)\.pt$")  # exact name: not backup_of_checkpoint_epoch=9.pt
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")

@@ -1,6 +1,6 @@
 """The ASGI application the app's ``start_server`` serves: MONAI Label's, behind a browser-origin and Host guard.
 
-``python -m monai_implicit.apps.label start_server`` passes ``--uvicorn_app monai_implicit.apps.label.server:app``
+``python apps/label/cli.py start_server`` passes ``--uvicorn_app monai_implicit_label.server:app``
 to MONAI Label, which serves this module's ``app``: MONAI Label's own FastAPI application wrapped in
 
 * :class:`OriginGuard`: a request that a browser marks with an ``Origin`` other than the server's own address (the

@@ -1,6 +1,6 @@
 """MONAI Label train task that runs a bundle's own ``configs/train.json`` on the datastore's labelled images.
 
-See :mod:`monai_implicit.apps.label.training` for how the run is built.  The task reads the request options that
+See :mod:`monai_implicit_label.training` for how the run is built.  The task reads the request options that
 3D Slicer / OHIF show (the ``config()`` below), writes the datastore's final labels as the training datalist and
 runs the bundle in a child process; a failed run raises, so MONAI Label reports the task as ``ERROR``.
 """
@@ -21,8 +21,8 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.utils.others.generic import device_list, device_map, name_to_device, strtobool
 
-from monai_implicit.apps.label.bundles import SegmentationBundle
-from monai_implicit.apps.label.training import (
+from monai_implicit_label.bundles import SegmentationBundle
+from monai_implicit_label.training import (
     OverrideError,
     check_overrides,
     checkpoint_epoch,
@@ -102,7 +102,7 @@ class BundleTrain(TrainTask):
         at the end of the run); ``resume``: continue from ``checkpoint_epoch=N.pt``; ``pretrained``: start from
         ``models/model.pt`` when not resuming; ``device``, ``multi_gpu``, ``gpus`` (``"all"`` or ``"0,1"``);
         ``overrides``: allow-listed ``train.json`` ids -> numbers or switches within bounds (see
-        :data:`~monai_implicit.apps.label.training.ALLOWED_OVERRIDES`), e.g. ``{"num_workers": 0}``.
+        :data:`~monai_implicit_label.training.ALLOWED_OVERRIDES`), e.g. ``{"num_workers": 0}``.
 
     :meth:`check_request` validates every option without side effects: the app calls it synchronously, before
     MONAI Label starts the background task (a refusal is an HTTP 422 naming the option), and the task calls it

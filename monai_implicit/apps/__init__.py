@@ -1,1 +1,0 @@
-"""monai_implicit.apps."""
