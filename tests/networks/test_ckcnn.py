@@ -1,4 +1,5 @@
-"""CKCNN (seeds/004 Fig. 4): structure, shapes, deployment and learning on simulated RF lines."""
+"""CKCNN ("Continuous representation of kernels used in convolutional neural networks", Jonker, Fig. 4): structure,
+shapes, deployment and learning on simulated RF lines."""
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def test_bad_input():
         CKCNN(num_blocks=0)
 
 
-def test_learns_bubble_positions():
+def test_learns_bubble_positions(fit):
     rng = np.random.default_rng(0)
     lines = [simulate_rf_line(rng, length=128, n_bubbles=(1, 3), snr_db=30.0) for _ in range(8)]
     x = torch.tensor(np.stack([s for s, _ in lines]))[:, None]
@@ -55,13 +56,6 @@ def test_learns_bubble_positions():
     y = torch.tensor(np.stack([t for _, t in lines]))[:, None]
     torch.manual_seed(0)
     net = CKCNN(hidden_channels=6, kernel_size=17, omega_0=10.0)
-    loss_fn = DualLocalizationLoss(sigmoid=True)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        opt.zero_grad()
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit(net, DualLocalizationLoss(sigmoid=True), x, y, opt, steps=25)
     assert np.mean(losses[-5:]) < 0.9 * losses[0], losses

@@ -1,4 +1,5 @@
-"""NeRDUNet (seeds/001 Sec. 2.2): topology, arguments, reduction to the plain U-Net, global vs patch positions."""
+"""NeRDUNet ("NeRD: Neural Representation of Distribution for Medical Image Segmentation", Sec. 2.2): topology,
+arguments, reduction to the plain U-Net, global vs patch positions."""
 
 import numpy as np
 import pytest
@@ -7,15 +8,6 @@ import torch
 from monai_implicit.networks.nets import NeRDUNet, PlainUNet, nerd_head
 
 SMALL = dict(features=(4, 8, 16), hidden=(8,))
-
-
-def randomise_head(net, seed=0):
-    """Random position-MLP weights: the default init zeroes its last layer, which hides the position dependence."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.head.mlp.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-    return net
 
 
 @pytest.mark.parametrize("spatial_dims", [1, 2, 3])
@@ -111,7 +103,7 @@ def test_constant_head_reduces_to_the_plain_unet(head):
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_global_equals_patch_for_the_whole_image(spatial_dims):
+def test_global_equals_patch_for_the_whole_image(spatial_dims, randomise_head):
     net = randomise_head(NeRDUNet(spatial_dims, 1, 2, head="nerdm", **SMALL)).eval()
     x = torch.randn(2, 1, *([8, 9, 7][:spatial_dims]))
     with torch.no_grad():
@@ -128,19 +120,13 @@ def test_nerd_head_factory_on_other_unets():
     assert net(torch.randn(1, 1, 8, 8)).shape == (1, 2, 8, 8)
 
 
-def test_training_step_updates_backbone_and_head():
+def test_training_step_updates_backbone_and_head(fit):
     torch.manual_seed(0)
     net = NeRDUNet(2, 1, 2, **SMALL)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-6)  # the paper's optimiser settings
     x, y = torch.randn(2, 1, 16, 16), torch.randint(0, 2, (2, 16, 16))
     before = [p.detach().clone() for p in net.parameters()]
-    losses = []
-    for _ in range(3):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit(net, torch.nn.functional.cross_entropy, x, y, opt, steps=3)
     assert all(np.isfinite(losses))
     changed = [not torch.equal(a, b) for a, b in zip(before, net.parameters())]
     assert all(changed)

@@ -12,15 +12,6 @@ from monai_implicit.networks.utils import bake
 SMALL = dict(features=(4, 8, 16), hidden=(8,))
 
 
-def randomise_head(net, seed=0):
-    """Random position-MLP weights: the default init zeroes its last layer, which hides the position dependence."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.head.mlp.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-    return net
-
-
 def global_positions(image_size):
     """(2D, *image_size) distances of every voxel centre to the image borders, normalised by the image size."""
     grids = np.meshgrid(*[(np.arange(n) + 0.5) / n for n in image_size], indexing="ij")
@@ -28,7 +19,7 @@ def global_positions(image_size):
 
 
 @pytest.mark.parametrize("head", ["nerdc", "nerdm"])
-def test_sliding_window_patch_mode(head):
+def test_sliding_window_patch_mode(head, randomise_head):
     net = randomise_head(NeRDUNet(2, 1, 2, head=head, **SMALL)).eval()
     image = torch.randn(2, 1, 16, 24)
     with torch.no_grad():
@@ -44,7 +35,7 @@ def test_sliding_window_patch_mode(head):
 
 
 @pytest.mark.parametrize("head", ["nerdc", "nerdm"])
-def test_sliding_window_global_mode(head):
+def test_sliding_window_global_mode(head, randomise_head):
     net = randomise_head(NeRDUNet(2, 1, 2, head=head, position="global", **SMALL)).eval()
     image = torch.randn(2, 1, 16, 24)
     seen = []
@@ -82,7 +73,7 @@ def test_sliding_window_global_mode(head):
     assert not torch.allclose(out, patch_out)  # the global positions did change the result
 
 
-def test_sliding_window_global_mode_overlapping_3d():
+def test_sliding_window_global_mode_overlapping_3d(randomise_head):
     net = randomise_head(NeRDUNet(3, 1, 2, head="nerdc", position="global", image_size=(10, 12, 8), **SMALL)).eval()
     image = torch.randn(1, 1, 10, 12, 8)
     with torch.no_grad():
@@ -105,7 +96,7 @@ def test_sliding_window_global_mode_image_smaller_than_roi():
 
 
 @pytest.mark.parametrize("head", ["nerdc", "nerdm"])
-def test_torchscript(head, tmp_path):
+def test_torchscript(head, tmp_path, randomise_head):
     net = randomise_head(NeRDUNet(2, 1, 2, head=head, **SMALL)).eval()
     x = torch.randn(2, 1, 12, 12)
     scripted = convert_to_torchscript(net, tmp_path / "nerd.pt", verify=True, inputs=[x], device=torch.device("cpu"))
@@ -119,7 +110,7 @@ def test_torchscript(head, tmp_path):
         torch.testing.assert_close(scripted(x, torch.tensor([[0, 4], [4, 0]]), [16, 16]), net(x, slices, [16, 16]))
 
 
-def test_hyper_backbone_bakes_to_torchscript():
+def test_hyper_backbone_bakes_to_torchscript(randomise_head):
     net = randomise_head(NeRDUNet(2, 1, 2, backbone="hyper", **SMALL)).eval()
     x = torch.randn(1, 1, 12, 12)
     baked = bake(net)

@@ -1,4 +1,5 @@
-"""NJetUNet (seeds/003 Sec. 4.2): topology, parameter count from the formula, readout, deployment as plain convs."""
+"""NJetUNet ("Resolution learning in deep convolutional networks using scale-space theory", Sec. 4.2): topology,
+parameter count from the formula, readout, deployment as plain convs."""
 
 from __future__ import annotations
 
@@ -41,16 +42,12 @@ def test_parameter_count_matches_formula():
     assert sum(p.numel() for p in net.parameters()) == expected
 
 
-def test_learns_and_reads_out_every_sigma():
+def test_learns_and_reads_out_every_sigma(fit):
     torch.manual_seed(0)
     net = NJetUNet(2, 1, 2, features=4, depth=1)
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     x, y = torch.randn(1, 1, 12, 12), torch.randint(0, 2, (1, 12, 12))
-    for _ in range(2):
-        loss = nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(net, nn.functional.cross_entropy, x, y, opt, steps=2)
     readout = sigmas(net)
     assert len(readout) == 7 and all(s != 1.0 for _, s, _ in readout)
     assert readout[0][0] == "encoder.0.0.conv"

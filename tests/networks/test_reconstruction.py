@@ -252,6 +252,7 @@ def test_missing_or_mismatched_inputs_are_named():
 
 
 def test_residual_reconstruction_is_still_importable_from_the_bundle_helpers():
-    from monai_implicit.bundles.reconstruction import ResidualReconstruction as Alias
+    with pytest.warns(DeprecationWarning, match="monai_implicit.networks.nets"):
+        from monai_implicit.bundles.reconstruction import ResidualReconstruction as Alias
 
     assert Alias is ResidualReconstruction

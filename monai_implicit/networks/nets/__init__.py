@@ -6,4 +6,4 @@ from .hyperunet import FlatCNN, FlatHyperCNN, HyperUNet, hyper_conv
 from .nerdunet import NeRDUNet, nerd_head
 from .njetunet import NJetUNet, njet_conv
 from .reconstruction import DataConsistency, ResidualReconstruction, data_consistency
-from .unet import ConvBlock, ConvUNet, NonLocalBlock, PlainUNet, plain_conv
+from .unet import ConvBlock, ConvUNet, NonLocalBlock, PlainUNet, conv_factory, plain_conv

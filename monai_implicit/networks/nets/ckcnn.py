@@ -1,4 +1,5 @@
-"""CKCNN: the 1D continuous-kernel network for RF micro-bubble localisation (seeds/004 Sec. 3.3, Fig. 4)."""
+"""CKCNN: the 1D continuous-kernel network for RF micro-bubble localisation of "Continuous representation of kernels
+used in convolutional neural networks" (Jonker, BSc thesis), Sec. 3.3, Fig. 4."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ from typing import Union
 
 import torch
 from monai.networks.layers.factories import Conv
-from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
 from monai_implicit.layers.ckconv import CKConv
+from monai_implicit.networks.nets._checks import check_input, check_int
+from monai_implicit.networks.nets.unet import norm_act
 
 __all__ = ["CKCNN"]
 
 
 class CKCNN(nn.Module):
-    """``num_blocks x [CKConv -> norm -> act]`` then a 1x1 convolution to ``out_channels`` (seeds/004 Fig. 4).
+    """``num_blocks x [CKConv -> norm -> act]`` then a 1x1 convolution to ``out_channels`` (the thesis' Fig. 4).
 
     The thesis network for single-channel ultrasound RF lines: SIREN kernels (``omega_0=30``, 32 hidden units),
     22 hidden channels, kernel sizes 65 or 131 working best, reflection padding so the output has the input's length.
@@ -56,33 +58,24 @@ class CKCNN(nn.Module):
         method: str = "auto",
     ) -> None:
         super().__init__()
-        if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 1:
-            raise ValueError(f"num_blocks must be a positive integer, got {num_blocks!r}.")
-        if isinstance(hidden_channels, bool) or not isinstance(hidden_channels, int) or hidden_channels < 1:
-            raise ValueError(f"hidden_channels must be a positive integer, got {hidden_channels!r}.")
+        check_int(num_blocks, "num_blocks")
+        check_int(hidden_channels, "hidden_channels")
         self.in_channels = in_channels
         self.spatial_dims = spatial_dims
         self.net_name: str = type(self).__name__
         blocks = []
         prev = in_channels
         for _ in range(num_blocks):
-            layers: list[nn.Module] = [CKConv(
+            conv = CKConv(
                 spatial_dims, prev, hidden_channels, kernel_size, omega_0=omega_0, hidden=kernel_hidden,
                 padding_mode=padding_mode, method=method,
-            )]
-            if norm is not None:
-                layers.append(get_norm_layer(norm, spatial_dims=spatial_dims, channels=hidden_channels))
-            if act is not None:
-                layers.append(get_act_layer(act))
-            blocks.append(nn.Sequential(*layers))
+            )
+            # an unnamed Sequential (keys blocks.i.0, .1, .2), as in the published checkpoints
+            blocks.append(nn.Sequential(conv, *norm_act(spatial_dims, hidden_channels, norm, act).values()))
             prev = hidden_channels
         self.blocks = nn.Sequential(*blocks)
         self.head = Conv[Conv.CONV, spatial_dims](hidden_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{self.net_name} expects input (B, {self.in_channels}, *L) with {self.spatial_dims} spatial dims, "
-                f"got shape {list(x.shape)}."
-            )
+        check_input(x, self.net_name, self.in_channels, self.spatial_dims, axes="*L")
         return self.head(self.blocks(x))

@@ -1,39 +1,24 @@
-"""FlexUNet: the shared U-Net skeleton with FlexConv layers (Romero, Bruintjes et al., seeds/002 Sec. 3)."""
+"""FlexUNet: the shared U-Net skeleton with FlexConv layers ("FlexConv: Continuous Kernel Convolutions with
+Differentiable Kernel Sizes", Romero, Bruintjes et al., Sec. 3)."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
-from torch import nn
-
-from monai_implicit.kernels.grids import as_kernel_size
 from monai_implicit.layers.flexconv import FlexConv
-from monai_implicit.networks.nets.unet import ConvFactory, ConvUNet, HeadFactory
+from monai_implicit.networks.nets.unet import ConvFactory, ConvUNet, HeadFactory, conv_factory
 
 __all__ = ["flex_conv", "FlexUNet"]
 
 
-def flex_conv(
-    kernel_size: Union[int, Sequence[int]] = 33,
-    hidden: int = 32,
-    num_layers: Optional[int] = None,
-    kernel: str = "magnet",
-    kernel_kwargs: Optional[dict] = None,
-    mask_init: Optional[float] = None,
-    mask_threshold: float = 0.1,
-    padding_mode: str = "zeros",
-    method: str = "auto",
-) -> ConvFactory:
-    """A :data:`~monai_implicit.networks.nets.unet.ConvFactory` of :class:`FlexConv` layers (arguments as FlexConv)."""
+def flex_conv(*args: Any, **kwargs: Any) -> ConvFactory:
+    """A :data:`~monai_implicit.networks.nets.unet.ConvFactory` of :class:`FlexConv` layers.
 
-    def make(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
-        return FlexConv(
-            spatial_dims, in_channels, out_channels, kernel_size, hidden=hidden, num_layers=num_layers,
-            padding_mode=padding_mode, method=method, kernel=kernel, kernel_kwargs=kernel_kwargs, mask_init=mask_init,
-            mask_threshold=mask_threshold,
-        )
-
-    return make
+    Arguments as :class:`FlexConv` after ``(spatial_dims, in_channels, out_channels)``: ``kernel_size`` (33),
+    ``hidden`` (32), ``num_layers``, ``kernel``, ``kernel_kwargs``, ``mask_init``, ``mask_threshold``,
+    ``padding_mode``, ``method``; e.g. ``flex_conv(9, hidden=8)``.
+    """
+    return conv_factory(FlexConv, *args, **kwargs)
 
 
 class FlexUNet(ConvUNet):
@@ -41,9 +26,9 @@ class FlexUNet(ConvUNet):
 
     The topology is :class:`~monai_implicit.networks.nets.unet.ConvUNet`'s; each convolution has a MAGNet kernel
     over a maximum extent ``kernel_size`` and a Gaussian mask initialised to a 5-tap support (33-wide grid), cropped
-    as it learns (seeds/002 Sec. 3.1).  Train with ``loss + 0.1 * alias_free_penalty(net)`` to deploy at higher
-    resolution (Sec. 3.3), and with :func:`~monai_implicit.layers.flexconv.flexconv_param_groups` for the paper's
-    0.1x mask learning rate.  ``monai_implicit.networks.utils.bake`` turns the trained network into plain
+    as it learns (Sec. 3.1 of the FlexConv paper).  Train with ``loss + 0.1 * alias_free_penalty(net)`` to deploy
+    at higher resolution (Sec. 3.3), and with :func:`~monai_implicit.layers.flexconv.flexconv_param_groups` for the
+    paper's 0.1x mask learning rate.  ``monai_implicit.networks.utils.bake`` turns the trained network into plain
     convolutions of the cropped sizes.
 
     Args:
@@ -92,7 +77,6 @@ class FlexUNet(ConvUNet):
         method: str = "auto",
         head: Optional[HeadFactory] = None,
     ) -> None:
-        as_kernel_size(kernel_size, spatial_dims)
         super().__init__(
             spatial_dims, in_channels, out_channels,
             flex_conv(kernel_size, hidden=hidden, num_layers=num_layers, kernel=kernel, kernel_kwargs=kernel_kwargs,

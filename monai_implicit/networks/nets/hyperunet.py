@@ -1,9 +1,11 @@
-"""Hyper-UNet and the flat Hyper-CNN (Ma, Wang, Dalca, Sabuncu; seeds/000 Sec. 4.1, Table 1)."""
+"""Hyper-UNet and the flat Hyper-CNN of "Hyper-Convolutions via Implicit Kernels for Medical Imaging" (Ma, Wang,
+Dalca, Sabuncu), Sec. 4.1 and Table 1."""
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from functools import partial
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from monai.networks.layers.factories import Conv
@@ -11,32 +13,24 @@ from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
 from monai_implicit.layers.hyperconv import HyperConv
-from monai_implicit.networks.nets.unet import ConvBlock, ConvFactory, ConvUNet, HeadFactory, plain_conv
+from monai_implicit.networks.nets._checks import check_input
+from monai_implicit.networks.nets.unet import ConvBlock, ConvFactory, ConvUNet, HeadFactory, conv_factory, plain_conv
 
 __all__ = ["hyper_conv", "HyperUNet", "FlatCNN", "FlatHyperCNN"]
 
 
-def hyper_conv(
-    kernel_size: Union[int, Sequence[int]] = 5,
-    n_l: int = 4,
-    hidden: Sequence[int] = (16, 16),
-    padding_mode: str = "zeros",
-    spacing: Optional[Union[float, Sequence[float]]] = None,
-    init: str = "fan_in",
-) -> ConvFactory:
-    """A :data:`~monai_implicit.networks.nets.unet.ConvFactory` of :class:`HyperConv` layers."""
+def hyper_conv(*args: Any, **kwargs: Any) -> ConvFactory:
+    """A :data:`~monai_implicit.networks.nets.unet.ConvFactory` of :class:`HyperConv` layers.
 
-    def make(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
-        return HyperConv(
-            spatial_dims, in_channels, out_channels, kernel_size, n_l=n_l, hidden=hidden, padding_mode=padding_mode,
-            spacing=spacing, init=init,
-        )
-
-    return make
+    Arguments as :class:`HyperConv` after ``(spatial_dims, in_channels, out_channels)``: ``kernel_size`` (5),
+    ``n_l`` (4), ``hidden``, ``padding_mode``, ``spacing``, ``init``; e.g. ``hyper_conv(5, n_l=2)``.
+    """
+    return conv_factory(HyperConv, *args, **kwargs)
 
 
 class HyperUNet(ConvUNet):
-    """U-Net whose convolutions are hyper-convolutions (seeds/000 Sec. 4.1).
+    """U-Net whose convolutions are hyper-convolutions ("Hyper-Convolutions via Implicit Kernels for Medical
+    Imaging", Sec. 4.1).
 
     The defaults reproduce the published Hyper-UNet: 16-channel input block, three max-pools, 32 initial channels,
     5x5 hyper-convolutions with ``N_L=4``, dropout 0.5 in every block, BatchNorm and ReLU; 1.2M trainable parameters
@@ -86,7 +80,6 @@ class HyperUNet(ConvUNet):
         head: Optional[HeadFactory] = None,
         coarse_up_conv: bool = False,
     ) -> None:
-        as_kernel_size(kernel_size, spatial_dims)
         super().__init__(
             spatial_dims, in_channels, out_channels,
             hyper_conv(kernel_size, n_l=n_l, hidden=hidden, padding_mode=padding_mode, spacing=spacing, init=init),
@@ -96,7 +89,8 @@ class HyperUNet(ConvUNet):
 
 
 class FlatCNN(nn.Module):
-    """A CNN without down-sampling: kernels that grow then shrink (3, 5, 9, 5, 3), seeds/000 Sec. 4.1.
+    """A CNN without down-sampling: kernels that grow then shrink (3, 5, 9, 5, 3), the flat network of
+    "Hyper-Convolutions via Implicit Kernels for Medical Imaging", Sec. 4.1.
 
     Every layer works at full resolution: ``conv -> norm -> act`` with ``channels[i]`` outputs, then a 1x1
     convolution to ``out_channels``.  By default ``channels[i]`` is the number of taps of the kernel (9, 25, 81, 25,
@@ -121,13 +115,13 @@ class FlatCNN(nn.Module):
         out_channels: int,
         kernel_sizes: Sequence[int] = (3, 5, 9, 5, 3),
         channels: Optional[Sequence[int]] = None,
-        conv=plain_conv,
+        conv: Callable[..., ConvFactory] = plain_conv,
         norm: Union[str, tuple, None] = "batch",
         act: Union[str, tuple, None] = "relu",
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_spatial_dims(spatial_dims)
+        self.spatial_dims = check_spatial_dims(spatial_dims)
         kernel_sizes = [as_kernel_size(k, spatial_dims) for k in kernel_sizes]
         if channels is None:
             channels = [math.prod(k) for k in kernel_sizes]
@@ -144,15 +138,13 @@ class FlatCNN(nn.Module):
         self.head = Conv[Conv.CONV, spatial_dims](prev, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{self.net_name} expects {self.in_channels} input channels, got shape {list(x.shape)}."
-            )
+        check_input(x, self.net_name, self.in_channels, self.spatial_dims)
         return self.head(self.layers(x))
 
 
 class FlatHyperCNN(FlatCNN):
-    """The flat Hyper-CNN of seeds/000 Table 1: :class:`FlatCNN` with hyper-convolutions of capacity ``n_l``."""
+    """The flat Hyper-CNN of the hyper-convolution paper (Table 1): :class:`FlatCNN` with hyper-convolutions of
+    capacity ``n_l``."""
 
     def __init__(
         self,
@@ -169,5 +161,5 @@ class FlatHyperCNN(FlatCNN):
     ) -> None:
         super().__init__(
             spatial_dims, in_channels, out_channels, kernel_sizes, channels,
-            conv=lambda k: hyper_conv(k, n_l=n_l, hidden=hidden), norm=norm, act=act, dropout=dropout,
+            conv=partial(hyper_conv, n_l=n_l, hidden=hidden), norm=norm, act=act, dropout=dropout,
         )

@@ -1,14 +1,14 @@
-"""NeRDUNet: a U-Net whose final classifier is a NeRD head (Zhang et al.; seeds/001 Sec. 2.2, Fig. 3)."""
+"""NeRDUNet: a U-Net whose final classifier is a NeRD head ("NeRD: Neural Representation of Distribution for Medical
+Image Segmentation", Zhang et al., Sec. 2.2, Fig. 3)."""
 
 from typing import Any, List, Optional, Sequence, Union
 
 import torch
-from torch import nn
 
-from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
 from monai_implicit.layers.nerd import POSITION_MODES, NeRDc, NeRDm, window_origins
+from monai_implicit.networks.nets._checks import check_input, check_option
 from monai_implicit.networks.nets.hyperunet import hyper_conv
-from monai_implicit.networks.nets.unet import ConvUNet, HeadFactory, plain_conv
+from monai_implicit.networks.nets.unet import ConvUNet, HeadFactory, conv_factory, plain_conv
 
 __all__ = ["NERD_HEADS", "NERD_BACKBONES", "nerd_head", "NeRDUNet"]
 
@@ -27,18 +27,12 @@ def nerd_head(
 
     Any :class:`ConvUNet` accepts it (``HyperUNet(2, 1, 2, head=nerd_head("nerdm"))``); called with the features
     only, the head uses patch positions.  Global positions need the window coordinates, which only
-    :class:`NeRDUNet` forwards to its head.
+    :class:`NeRDUNet` forwards to its head.  ``head`` and ``position`` are checked here, when the factory is made,
+    not only when the network builds its head after the whole backbone.
     """
-    if head not in NERD_HEADS:
-        raise ValueError(f"head must be one of {NERD_HEADS}, got {head!r}.")
-    if position not in POSITION_MODES:
-        raise ValueError(f"position must be one of {POSITION_MODES}, got {position!r}.")
-    cls = NeRDc if head == "nerdc" else NeRDm
-
-    def make(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
-        return cls(spatial_dims, in_channels, out_channels, hidden=hidden, act=act, position=position, cache=cache)
-
-    return make
+    cls = NeRDc if check_option(head, "head", NERD_HEADS) == "nerdc" else NeRDm
+    position = check_option(position, "position", POSITION_MODES)
+    return conv_factory(cls, hidden=hidden, act=act, position=position, cache=cache)
 
 
 def _unet_widths(features: Union[int, Sequence[int]], depth: Optional[int]) -> tuple[int, int]:
@@ -46,10 +40,7 @@ def _unet_widths(features: Union[int, Sequence[int]], depth: Optional[int]) -> t
     if isinstance(features, bool) or isinstance(features, (str, bytes)):
         raise TypeError(f"features must be an int or a sequence of ints, got {features!r}.")
     if isinstance(features, int):
-        depth = 4 if depth is None else depth
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}.")
-        return features, depth
+        return features, 4 if depth is None else depth  # both checked by ConvUNet
     if not isinstance(features, Sequence) or len(features) == 0:
         raise TypeError(f"features must be an int or a non-empty sequence of ints, got {features!r}.")
     widths = list(features)
@@ -66,13 +57,14 @@ def _unet_widths(features: Union[int, Sequence[int]], depth: Optional[int]) -> t
 
 
 class NeRDUNet(ConvUNet):
-    """U-Net with a NeRD head (seeds/001 Sec. 2.2, Fig. 3): the plain or hyper-convolution U-Net skeleton of
-    :class:`ConvUNet` whose final 1x1 classifier is replaced by :class:`NeRDc` or :class:`NeRDm`.
+    """U-Net with a NeRD head ("NeRD: Neural Representation of Distribution for Medical Image Segmentation",
+    Sec. 2.2, Fig. 3): the plain or hyper-convolution U-Net skeleton of :class:`ConvUNet` whose final 1x1 classifier
+    is replaced by :class:`NeRDc` or :class:`NeRDm`.
 
     The defaults follow the paper's low-capacity network "256": channels ``[16, 32, 64, 128, 256]`` (four max-pools),
     two 3x3 convolutions per level, BatchNorm, ReLU, no input block and no dropout; ``features=32`` gives the "512"
-    network.  ``backbone="hyper"`` uses hyper-convolutions (seeds/000) with the same topology, so a comparison changes
-    only the convolution.
+    network.  ``backbone="hyper"`` uses hyper-convolutions ("Hyper-Convolutions via Implicit Kernels for Medical
+    Imaging") with the same topology, so a comparison changes only the convolution.
 
     Sparse foreground and ``act="relu"``: the NeRDc classifier has no bias (as in the paper), so on ReLU features
     the foreground-minus-background logit is 0 wherever every feature is dead.  On sparse-lesion data (WMH) we
@@ -138,20 +130,15 @@ class NeRDUNet(ConvUNet):
         non_local: bool = False,
         cache: bool = True,
     ) -> None:
-        check_spatial_dims(spatial_dims)
-        if head not in NERD_HEADS:
-            raise ValueError(f"head must be one of {NERD_HEADS}, got {head!r}.")
-        if backbone not in NERD_BACKBONES:
-            raise ValueError(f"backbone must be one of {NERD_BACKBONES}, got {backbone!r}.")
+        backbone = check_option(backbone, "backbone", NERD_BACKBONES)
         f0, depth = _unet_widths(features, depth)
-        as_kernel_size(kernel_size, spatial_dims)
         conv = plain_conv(kernel_size) if backbone == "plain" else hyper_conv(kernel_size, n_l=n_l)
         super().__init__(
             spatial_dims, in_channels, out_channels, conv, features=f0, depth=depth, input_features=input_features,
             norm=norm, act=act, dropout=dropout, dropout_mode=dropout_mode, non_local=non_local,
             head=nerd_head(head, hidden=hidden, position=position, cache=cache),
         )
-        self.head_type: str = head
+        self.head_type: str = "nerdc" if isinstance(self.head, NeRDc) else "nerdm"
         self.backbone: str = backbone
         self.image_size = None if image_size is None else self._check_image_size(image_size)
 
@@ -173,11 +160,7 @@ class NeRDUNet(ConvUNet):
     def forward(
         self, x: torch.Tensor, coords: Optional[torch.Tensor] = None, image_size: Optional[List[int]] = None
     ) -> torch.Tensor:
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{self.net_name} expects input (B, {self.in_channels}, *spatial) with {self.spatial_dims} "
-                f"spatial dims, got shape {list(x.shape)}."
-            )
+        check_input(x, self.net_name, self.in_channels, self.spatial_dims)
         if not torch.jit.is_scripting():
             coords, image_size = self._global_arguments(x, coords, image_size)
         if image_size is None:

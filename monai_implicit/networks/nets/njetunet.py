@@ -1,46 +1,30 @@
-"""NJetUNet: the shared U-Net skeleton with N-Jet convolutions (Pintea, Tomen et al.; seeds/003 Sec. 4.2, Exp. 1(B))."""
+"""NJetUNet: the shared U-Net skeleton with N-Jet convolutions ("Resolution learning in deep convolutional networks
+using scale-space theory", Pintea, Tömen et al., Sec. 4.2, Exp. 1(B))."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
-
-from torch import nn
+from typing import Any, Optional, Sequence, Union
 
 from monai_implicit.layers.njet import NJetConv
-from monai_implicit.networks.nets.unet import ConvFactory, ConvUNet, HeadFactory
+from monai_implicit.networks.nets.unet import ConvFactory, ConvUNet, HeadFactory, conv_factory
 
 __all__ = ["njet_conv", "NJetUNet"]
 
 
-def njet_conv(
-    order: int = 2,
-    init_sigma: float = 1.0,
-    k: float = 2.0,
-    learn_sigma: bool = True,
-    sigma_range: Sequence[float] = (0.5, 8.0),
-    max_kernel_size: Optional[int] = None,
-    padding_mode: str = "zeros",
-    spacing: Optional[Union[float, Sequence[float]]] = None,
-    init: str = "fan_in",
-    path: str = "auto",
-) -> ConvFactory:
-    """A :data:`~monai_implicit.networks.nets.unet.ConvFactory` of :class:`NJetConv` layers (arguments as NJetConv).
+def njet_conv(*args: Any, **kwargs: Any) -> ConvFactory:
+    """A :data:`~monai_implicit.networks.nets.unet.ConvFactory` of :class:`NJetConv` layers.
 
-    Every layer built by the factory has its own sigma, shared by all its filters (seeds/003 Exp. 1(B)).
+    Arguments as :class:`NJetConv` after ``(spatial_dims, in_channels, out_channels)``: ``order`` (2),
+    ``init_sigma`` (1.0), ``k`` (2.0), ``learn_sigma``, ``sigma_range``, ``max_kernel_size``, ``padding_mode``,
+    ``spacing``, ``init``, ``path``.  Every layer built by the factory has its own sigma, shared by all its filters
+    (Exp. 1(B) of the N-Jet paper).
     """
-
-    def make(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
-        return NJetConv(
-            spatial_dims, in_channels, out_channels, order=order, init_sigma=init_sigma, k=k, learn_sigma=learn_sigma,
-            sigma_range=sigma_range, max_kernel_size=max_kernel_size, padding_mode=padding_mode, spacing=spacing,
-            init=init, path=path,
-        )
-
-    return make
+    return conv_factory(NJetConv, *args, **kwargs)
 
 
 class NJetUNet(ConvUNet):
-    """U-Net whose convolutions are N-Jet layers that learn their own scale (seeds/003 Sec. 4.2, Exp. 1(B)).
+    """U-Net whose convolutions are N-Jet layers that learn their own scale ("Resolution learning in deep
+    convolutional networks using scale-space theory", Sec. 4.2, Exp. 1(B)).
 
     Defaults follow the paper's segmentation U-Net: three resolution levels (``depth=2`` max-pools), 64 channels at
     the first level doubling at every level, two convolutions per level, basis order 2 (the paper compares orders
@@ -106,7 +90,8 @@ class NJetUNet(ConvUNet):
             order=order, init_sigma=init_sigma, k=k, learn_sigma=learn_sigma, sigma_range=sigma_range,
             max_kernel_size=max_kernel_size, padding_mode=padding_mode, spacing=spacing, init=init, path=path,
         )
-        # build one layer up front so bad N-Jet arguments fail with NJetConv's message before any other layer
+        # A throw-away layer, built before the skeleton: NJetConv's own checks run before any other layer is built,
+        # and the random stream (hence every seeded NJetUNet, the bundles' included) stays what it always was.
         factory(spatial_dims, 1, 1)
         super().__init__(
             spatial_dims, in_channels, out_channels, factory, features=features, depth=depth,

@@ -26,6 +26,8 @@ from monai.networks.blocks.fft_utils_t import fftn_centered_t, ifftn_centered_t
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
+from monai_implicit.utils import check_number
+
 __all__ = ["ResidualReconstruction", "DataConsistency", "data_consistency"]
 
 
@@ -48,10 +50,8 @@ class ResidualReconstruction(nn.Module):
         super().__init__()
         if not isinstance(network, nn.Module):
             raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}.")
-        if not math.isfinite(init_gain):
-            raise ValueError(f"init_gain must be finite, got {init_gain!r}.")
         self.network = network
-        self.gain = nn.Parameter(torch.tensor(float(init_gain)))
+        self.gain = nn.Parameter(torch.tensor(check_number(init_gain, "init_gain")))
         self.spatial_dims: int = int(getattr(network, "spatial_dims", 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

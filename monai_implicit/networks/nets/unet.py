@@ -2,10 +2,12 @@
 
 The implicit-kernel networks of this package (HyperUNet, NJetUNet, FlexUNet, NeRDUNet) and their plain-convolution
 twins are all this skeleton with a different ``conv`` factory (and, for NeRD, a different ``head``), so a
-comparison between an implicit network and its baseline changes nothing but the convolution.
+comparison between an implicit network and its baseline changes nothing but the convolution.  The skeleton
+validates its own arguments (channels, depth, dropout); the arguments of a convolution factory are validated by the
+layer it builds, whose error names the argument.
 
-Topology (the 2D U-Net of the hyper-convolution paper, seeds/000 Sec. 4.1; REFERENCE.md Sec. 1), for
-``features=32, depth=3``:
+Topology (the 2D U-Net of "Hyper-Convolutions via Implicit Kernels for Medical Imaging", Ma, Wang, Dalca, Sabuncu,
+Sec. 4.1), for ``features=32, depth=3``:
 
 * optional input block ``in_channels -> input_features`` (16);
 * encoder level ``i = 0..depth-1``: two blocks ``-> f_i -> f_i`` with ``f_i = features * 2**i``, then max-pool;
@@ -20,18 +22,23 @@ Every block is ``conv -> [bias] -> norm -> act -> dropout``.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from monai.networks.layers.convutils import same_padding
 from monai.networks.layers.factories import Conv, Pool
 from monai.networks.layers.utils import get_act_layer, get_dropout_layer, get_norm_layer
 from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
+from monai_implicit.networks.nets._checks import check_input, check_int, check_option
 from monai_implicit.utils import check_number
 
-__all__ = ["ConvFactory", "HeadFactory", "plain_conv", "ConvBlock", "NonLocalBlock", "UpLevel", "ConvUNet", "PlainUNet"]
+__all__ = [
+    "ConvFactory", "HeadFactory", "conv_factory", "plain_conv", "ConvBlock", "NonLocalBlock", "UpLevel", "ConvUNet",
+    "PlainUNet",
+]
 
 #: ``(spatial_dims, in_channels, out_channels) -> module`` that keeps the spatial size ("same" padding, stride 1)
 ConvFactory = Callable[[int, int, int], nn.Module]
@@ -41,6 +48,19 @@ HeadFactory = Callable[[int, int, int], nn.Module]
 DROPOUT_MODES = ("all", "bottleneck", "none")
 
 
+def conv_factory(layer: Callable[..., nn.Module], *args: Any, **kwargs: Any) -> ConvFactory:
+    """The :data:`ConvFactory` ``(spatial_dims, c_in, c_out) -> layer(spatial_dims, c_in, c_out, *args, **kwargs)``.
+
+    Every implicit convolution of the package takes ``(spatial_dims, in_channels, out_channels, ...)`` first, so one
+    factory serves them all; ``args`` and ``kwargs`` are validated by ``layer`` when the network builds it.
+    """
+
+    def make(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
+        return layer(spatial_dims, in_channels, out_channels, *args, **kwargs)
+
+    return make
+
+
 def plain_conv(
     kernel_size: Union[int, Sequence[int]] = 3, dilation: int = 1, bias: bool = True, padding_mode: str = "zeros"
 ) -> ConvFactory:
@@ -48,7 +68,7 @@ def plain_conv(
 
     def make(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
         k = as_kernel_size(kernel_size, spatial_dims)
-        padding = tuple(dilation * (s - 1) // 2 for s in k)
+        padding = same_padding(k, dilation)
         return Conv[Conv.CONV, spatial_dims](
             in_channels, out_channels, k, padding=padding, dilation=dilation, bias=bias, padding_mode=padding_mode
         )
@@ -56,12 +76,25 @@ def plain_conv(
     return make
 
 
+def norm_act(
+    spatial_dims: int, channels: int, norm: Union[str, tuple, None], act: Union[str, tuple, None]
+) -> dict[str, nn.Module]:
+    """``{"norm": ..., "act": ...}``: MONAI's norm and activation layers that follow a convolution (None: left out)."""
+    layers: dict[str, nn.Module] = {}
+    if norm is not None:
+        layers["norm"] = get_norm_layer(norm, spatial_dims=spatial_dims, channels=channels)
+    if act is not None:
+        layers["act"] = get_act_layer(act)
+    return layers
+
+
 def _conv1x1(spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
     return Conv[Conv.CONV, spatial_dims](in_channels, out_channels, kernel_size=1)
 
 
 class ConvBlock(nn.Sequential):
-    """``conv -> norm -> act -> dropout`` (seeds/000 Sec. 4.1 block order).
+    """``conv -> norm -> act -> dropout``, the block order of "Hyper-Convolutions via Implicit Kernels for Medical
+    Imaging" (Ma, Wang, Dalca, Sabuncu), Sec. 4.1.
 
     Shapes: ``(B, in_channels, *S) -> (B, out_channels, *S)``.
     """
@@ -79,16 +112,15 @@ class ConvBlock(nn.Sequential):
         super().__init__()
         dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)  # nn.Dropout accepts NaN
         self.add_module("conv", conv(spatial_dims, in_channels, out_channels))
-        if norm is not None:
-            self.add_module("norm", get_norm_layer(norm, spatial_dims=spatial_dims, channels=out_channels))
-        if act is not None:
-            self.add_module("act", get_act_layer(act))
+        for name, layer in norm_act(spatial_dims, out_channels, norm, act).items():
+            self.add_module(name, layer)
         if dropout:
             self.add_module("dropout", get_dropout_layer(("dropout", {"p": dropout}), dropout_dim=spatial_dims))
 
 
 class NonLocalBlock(nn.Module):
-    """Residual self-attention over all voxels (non-local block at the U-Net bottleneck; seeds/000 Table 1).
+    """Residual self-attention over all voxels: the non-local block at the U-Net bottleneck of the non-local
+    (Hyper-)UNet ("Hyper-Convolutions via Implicit Kernels for Medical Imaging", Table 1).
 
     PyTorch's multi-head attention on the flattened voxels with a pre-norm and a residual connection (MONAI's
     SABlock would add an einops dependency for the same computation). Shapes: ``(B, C, *S) -> (B, C, *S)``.
@@ -149,7 +181,8 @@ class ConvUNet(nn.Module):
         dropout: dropout probability of the blocks.
         dropout_mode: ``"all"`` (every block, Hyper-UNet), ``"bottleneck"`` (only the bottleneck blocks, plain
             UNet baseline) or ``"none"``.
-        non_local: add a :class:`NonLocalBlock` after the bottleneck (non-local (Hyper-)UNet, seeds/000 Table 1).
+        non_local: add a :class:`NonLocalBlock` after the bottleneck (non-local (Hyper-)UNet, Table 1 of the
+            hyper-convolution paper).
         num_heads: attention heads of the non-local block.
         head: factory of the final classifier ``(spatial_dims, f_0, out_channels) -> module``; a 1x1 convolution by
             default (NeRD heads replace it).
@@ -182,18 +215,13 @@ class ConvUNet(nn.Module):
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("features", features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}.")
-        if dropout_mode not in DROPOUT_MODES:
-            raise ValueError(f"dropout_mode must be one of {DROPOUT_MODES}, got {dropout_mode!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.depth = depth
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        self.depth = check_int(depth, "depth", low=0)
+        features = check_int(features, "features")
+        dropout_mode = check_option(dropout_mode, "dropout_mode", DROPOUT_MODES)
+        # checked here too: with dropout_mode="none" no block sees the value
+        dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         # the smallest spatial size that survives `depth` max-pools of size 2 (a plain int for TorchScript)
         self.min_size: int = 2**depth
         self.net_name: str = type(self).__name__
@@ -226,12 +254,7 @@ class ConvUNet(nn.Module):
         self.head = (head or _conv1x1)(spatial_dims, widths[0], out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            # only attributes in the message: the check must stay TorchScript-compatible for baked networks
-            raise ValueError(
-                f"{self.net_name} expects input (B, {self.in_channels}, *spatial) with {self.spatial_dims} "
-                f"spatial dims, got shape {list(x.shape)}."
-            )
+        check_input(x, self.net_name, self.in_channels, self.spatial_dims)
         return self.head(self.forward_features(x))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -264,7 +287,8 @@ class PlainUNet(ConvUNet):
     """The plain-convolution twin: :class:`ConvUNet` with ``nn.Conv*d`` of ``kernel_size``.
 
     With ``kernel_size=3, input_features=None, dropout_mode="bottleneck"`` this is the paper's UNet baseline
-    (2.1M parameters for 1 input and 1 output channel in 2D; seeds/000 Table 1); with the Hyper-UNet defaults it is
+    (2.1M parameters for 1 input and 1 output channel in 2D; "Hyper-Convolutions via Implicit Kernels for Medical
+    Imaging", Table 1); with the Hyper-UNet defaults it is
     the Hyper-UNet topology with plain kernels (the twin used by benchmarks and robustness studies).
     """
 
@@ -286,7 +310,6 @@ class PlainUNet(ConvUNet):
         head: Optional[HeadFactory] = None,
         coarse_up_conv: bool = False,
     ) -> None:
-        as_kernel_size(kernel_size, spatial_dims)
         super().__init__(
             spatial_dims, in_channels, out_channels, plain_conv(kernel_size, padding_mode=padding_mode),
             features=features, depth=depth, input_features=input_features, norm=norm, act=act, dropout=dropout,
