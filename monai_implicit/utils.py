@@ -9,13 +9,13 @@ name the argument, and say what was expected.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any, Optional, Union
 
-from monai.utils import ensure_tuple_rep
+from monai.utils import ensure_tuple_rep, look_up_option
 
-__all__ = ["check_number", "check_numbers", "check_probability"]
+__all__ = ["check_number", "check_numbers", "check_probability", "check_positive_int", "check_option"]
 
 
 def _expected(low: Optional[float], high: Optional[float], low_open: bool, high_open: bool, allow_inf: bool) -> str:
@@ -103,3 +103,30 @@ def check_probability(prob: Any, name: str = "prob") -> float:
     always False: a transform built with ``prob=nan`` would silently never run.  Call this before it.
     """
     return check_number(prob, name, 0.0, 1.0)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an int >= 1; ``bool`` is refused (``True`` is an ``int`` to Python, never a channel count).
+
+    Raises:
+        ValueError: ``value`` is not an integer >= 1 (the message names the argument and the value received).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def check_option(value: Any, supported: Union[Sequence[Any], Mapping[Any, Any]], name: str) -> Any:
+    """MONAI's ``look_up_option`` with an error that names the argument.
+
+    Returns what ``look_up_option`` returns: ``value`` itself for a sequence of options, ``supported[value]`` for a
+    mapping (e.g. a family name -> class table).
+
+    Raises:
+        ValueError: ``"{name} must be one of (...), got {value!r}."`` (MONAI's own message does not say which
+            argument was wrong).
+    """
+    try:
+        return look_up_option(value, supported)
+    except ValueError:
+        raise ValueError(f"{name} must be one of {tuple(supported)}, got {value!r}.") from None

@@ -1,19 +1,20 @@
-"""Scale-normalised Gaussian-derivative bases: the kernels of N-Jet layers (Pintea, Tomen et al.; seeds/003 Sec. 3).
+"""Scale-normalised Gaussian-derivative bases: the kernels of N-Jet layers ("Resolution
+learning in deep convolutional networks using scale-space theory", Pintea, Tomen et al.; Sec. 3).
 
 A filter of an N-Jet layer is a truncated Taylor series: a linear combination of the partial derivatives of a
-Gaussian of scale ``sigma`` up to total order ``N`` (seeds/003 Eq. 5).  The 1D derivatives follow the Hermite
-form of seeds/003 Eq. 2,
+Gaussian of scale ``sigma`` up to total order ``N`` (Eq. 5).  The 1D derivatives follow the Hermite
+form of Eq. 2,
 
     ``G^m(x; sigma) = (-1 / (sigma sqrt 2))^m H_m(x / (sigma sqrt 2)) G(x; sigma)``,
 
 with the physicists' Hermite polynomials ``H_m`` evaluated by their three-term recursion, so any order works (the
 authors' code hard-codes the polynomials and stops at order 10).  As in the authors' code and in
 ``scipy.ndimage.gaussian_filter``, the sampled Gaussian ``G`` is normalised to sum 1 on the grid.  Every derivative
-of order ``m`` is multiplied by ``sigma^m`` (scale normalisation, seeds/003 Sec. 3 and Fig. 4) so all basis
+of order ``m`` is multiplied by ``sigma^m`` (scale normalisation, Sec. 3 and Fig. 4) so all basis
 filters have comparable magnitudes whatever ``sigma``.  N-D basis filters are products of 1D derivatives
-(seeds/003 Eq. 3); there are ``C(N + D, D)`` of them.
+(Eq. 3); there are ``C(N + D, D)`` of them.
 
-The grid is tied to the scale (seeds/003 Sec. 3, "Learning scale and filter size"): integer offsets
+The grid is tied to the scale (Sec. 3, "Learning scale and filter size"): integer offsets
 ``-h..h`` with half-size ``h = ceil(k sigma + 0.5)``, i.e. kernel sizes 5/7/11/19 for sigma 0.5/1/2/4 at ``k=2``.
 With a physical ``spacing`` (mm per voxel) ``sigma`` is in millimetres and each axis gets its own half-size
 ``ceil(k sigma / spacing_d + 0.5)``: the same layer then sees the same physical scale on anisotropic volumes.
@@ -58,7 +59,8 @@ def derivative_orders(order: int, spatial_dims: int) -> list[tuple[int, ...]]:
 
     Sorted by total order, then lexicographically descending (``(0,0), (1,0), (0,1), (2,0), (1,1), (0,2), ...``):
     the first ``C(n + D, D)`` entries are the basis of order ``n``, so bases of different orders are nested.
-    There are ``C(order + D, D)`` of them: ``(N+1)(N+2)/2`` in 2D, ``(N+1)(N+2)(N+3)/6`` in 3D (seeds/003 Eq. 5).
+    There are ``C(order + D, D)`` of them: ``(N+1)(N+2)/2`` in 2D, ``(N+1)(N+2)(N+3)/6`` in 3D (N-Jet paper,
+    Eq. 5).
     """
     _check_order(order)
     check_spatial_dims(spatial_dims)
@@ -81,7 +83,7 @@ def hermite_polynomials(x: torch.Tensor, order: int) -> torch.Tensor:
 
 
 def njet_half_size(sigma: float, k: float = 2.0, spacing: float = 1.0) -> int:
-    """Half-size ``ceil(k sigma / spacing + 0.5)`` of the N-Jet grid (seeds/003 Sec. 3; REFERENCE.md Sec. 4)."""
+    """Half-size ``ceil(k sigma / spacing + 0.5)`` of the N-Jet grid (N-Jet paper, Sec. 3)."""
     _check_positive(sigma, "sigma")
     _check_positive(k, "k")
     _check_positive(spacing, "spacing")
@@ -98,8 +100,8 @@ def gaussian_derivatives_1d(
 ) -> torch.Tensor:
     """Sampled 1D Gaussian derivatives of orders ``0..order`` on the offsets ``-half_size..half_size``.
 
-    ``G`` is normalised to sum 1 on the grid (as ``scipy.ndimage.gaussian_filter``); ``G^m`` follows seeds/003
-    Eq. 2 and is multiplied by ``sigma^m`` when ``scale_normalized``.  With ``spacing`` the offsets are
+    ``G`` is normalised to sum 1 on the grid (as ``scipy.ndimage.gaussian_filter``); ``G^m`` follows the N-Jet
+    paper's Eq. 2 and is multiplied by ``sigma^m`` when ``scale_normalized``.  With ``spacing`` the offsets are
     ``i * spacing`` (``sigma`` in physical units).  Row ``m`` equals the impulse response of
     ``scipy.ndimage.gaussian_filter1d(impulse, sigma / spacing, order=m)`` times ``(sigma / spacing)^m``.
 
@@ -108,7 +110,7 @@ def gaussian_derivatives_1d(
         order: highest derivative order ``N >= 0``.
         half_size: ``h``; the grid has ``2h + 1`` taps.
         spacing: physical size of one tap.
-        scale_normalized: multiply order ``m`` by ``sigma^m`` (seeds/003 Sec. 3).
+        scale_normalized: multiply order ``m`` by ``sigma^m`` (N-Jet paper, Sec. 3).
 
     Returns:
         Tensor ``(order + 1, 2 * half_size + 1)`` with the dtype and device of ``sigma``.
@@ -134,7 +136,7 @@ def gaussian_derivatives_1d(
 
 
 class GaussianDerivativeBasis(nn.Module):
-    """N-D scale-normalised Gaussian-derivative basis of total order ``<= order`` (seeds/003 Sec. 3, Eq. 2-5).
+    """N-D scale-normalised Gaussian-derivative basis of total order ``<= order`` (N-Jet paper, Sec. 3, Eq. 2-5).
 
     The module has no parameters: ``sigma`` is an input, so a layer can learn it and receive its gradient through
     the sampled values.  The grid follows ``sigma`` (half-size ``ceil(k sigma / spacing_d + 0.5)`` per axis), so
@@ -147,7 +149,7 @@ class GaussianDerivativeBasis(nn.Module):
         max_kernel_size: the largest admissible kernel size per axis; a sigma that needs a larger grid raises a
             ValueError instead of silently truncating the Gaussian.  None: no limit.
         spacing: optional physical voxel size (one value or one per axis); sigma is then in the same unit.
-        scale_normalized: multiply every order-``m`` derivative by ``sigma^m`` (default, seeds/003 Fig. 4).
+        scale_normalized: multiply every order-``m`` derivative by ``sigma^m`` (default, N-Jet paper, Fig. 4).
 
     Shapes:
         ``forward(sigma)`` -> ``(F, *k)`` with ``F = C(order + D, D)`` in the order of
@@ -185,9 +187,7 @@ class GaussianDerivativeBasis(nn.Module):
     @staticmethod
     def _sigma_value(sigma: Union[float, torch.Tensor]) -> float:
         value = float(sigma.detach()) if isinstance(sigma, torch.Tensor) else sigma
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"sigma must be a positive finite number, got {value!r}.")
-        return float(value)
+        return _check_positive(value, "sigma")
 
     def half_sizes(self, sigma: Union[float, torch.Tensor]) -> tuple[int, ...]:
         """Half-size of the grid on every axis for this ``sigma`` (validated against ``max_kernel_size``)."""

@@ -2,10 +2,12 @@
 
 Two conventions are used by the papers this package implements:
 
-* ``"offset"`` (hyper-convolution, Ma et al., seeds/000 Sec. 3): integer offsets from the kernel centre,
+* ``"offset"`` ("Hyper-Convolutions via Implicit Kernels for Medical Imaging", Ma et al.,
+  Sec. 3): integer offsets from the kernel centre,
   e.g. ``-2..2`` for a kernel of size 5.  The kernel of size 3 is then exactly the centre of the kernel of
   size 5 for the same kernel network.
-* ``"unit"`` (FlexConv / CKConv, Romero et al., seeds/002 Sec. 3): ``linspace(-1, 1, size)`` per axis, so the
+* ``"unit"`` (FlexConv / CKConv: "FlexConv: Continuous Kernel Convolutions with Differentiable
+  Kernel Sizes", Romero et al., Sec. 3): ``linspace(-1, 1, size)`` per axis, so the
   kernel network sees the same coordinate range whatever the kernel size.
 """
 
@@ -16,7 +18,7 @@ from typing import Optional, Sequence, Union
 import torch
 from monai.utils import ensure_tuple_rep
 
-from monai_implicit.utils import check_numbers
+from monai_implicit.utils import check_numbers, check_option
 
 __all__ = ["as_kernel_size", "as_spacing", "kernel_grid", "GRID_CONVENTIONS"]
 
@@ -86,8 +88,8 @@ def kernel_grid(
 
     Args:
         kernel_size: one size per spatial axis (``len(kernel_size) = D``).
-        convention: ``"offset"``: integer offsets ``-(k-1)/2 .. (k-1)/2`` (hyper-convolution, seeds/000);
-            ``"unit"``: ``linspace(-1, 1, k)`` (FlexConv/CKConv, seeds/002, seeds/004); a size-1 axis is 0.
+        convention: ``"offset"``: integer offsets ``-(k-1)/2 .. (k-1)/2`` (hyper-convolution);
+            ``"unit"``: ``linspace(-1, 1, k)`` (FlexConv/CKConv); a size-1 axis is 0.
         spacing: optional physical voxel size per axis; the coordinates of each axis are multiplied by it, so a
             kernel network sees millimetres rather than voxels (useful when the same weights are applied to
             volumes of different resolution).
@@ -98,8 +100,7 @@ def kernel_grid(
         Tensor of shape ``(D, *kernel_size)``; entry ``[d, i_1, ..., i_D]`` is the coordinate along axis ``d`` of
         the tap ``(i_1, ..., i_D)`` (``indexing="ij"``).
     """
-    if convention not in GRID_CONVENTIONS:
-        raise ValueError(f"convention must be one of {GRID_CONVENTIONS}, got {convention!r}.")
+    check_option(convention, GRID_CONVENTIONS, "convention")
     axes = []
     for k in kernel_size:
         if convention == "offset":

@@ -1,4 +1,5 @@
-"""The hyper-network of hyper-convolutions (Ma, Wang, Dalca, Sabuncu; seeds/000 Sec. 3.1, Fig. 1).
+"""The hyper-network of hyper-convolutions ("Hyper-Convolutions via Implicit Kernels for Medical Imaging", Ma, Wang,
+Dalca, Sabuncu; Sec. 3.1, Fig. 1).
 
 A small MLP, applied independently at every kernel tap (the paper's 1x1 convolutions over the coordinate grid),
 maps the ``D`` coordinates of the tap to the ``C_in * C_out`` kernel weights of that tap:
@@ -13,8 +14,9 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from monai_implicit.kernels.grids import as_kernel_size, as_spacing, check_spatial_dims, kernel_grid
-from monai_implicit.utils import check_number
+from monai_implicit.kernels.base import KernelNetwork
+from monai_implicit.kernels.grids import as_spacing
+from monai_implicit.utils import check_number, check_option, check_positive_int
 
 __all__ = ["HyperKernel", "HYPER_INITS", "conv_init_variance"]
 
@@ -34,8 +36,8 @@ def conv_init_variance(fan_in: int, init: str = "fan_in") -> float:
     raise ValueError(f"init must be 'fan_in' or 'he' here, got {init!r}.")
 
 
-class HyperKernel(nn.Module):
-    """Coordinates -> kernel weights, the hyper-network of one hyper-convolution (seeds/000 Sec. 3.1).
+class HyperKernel(KernelNetwork):
+    """Coordinates -> kernel weights, the hyper-network of one hyper-convolution (hyper-convolution paper, Sec. 3.1).
 
     Coordinates follow the paper: integer offsets from the kernel centre (``-2..2`` for k=5), so the parameters do
     not depend on the kernel size and the kernel of size 3 is the centre of the kernel of size 5 for the same
@@ -78,20 +80,14 @@ class HyperKernel(nn.Module):
         spacing: Optional[Union[float, Sequence[float]]] = None,
         init: str = "fan_in",
     ) -> None:
-        super().__init__()
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.kernel_size = as_kernel_size(kernel_size, spatial_dims)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("n_l", n_l)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        spacing = as_spacing(spacing, spatial_dims)
+        super().__init__(spatial_dims, in_channels, out_channels, kernel_size, "offset", odd=True, spacing=spacing)
+        check_positive_int(n_l, "n_l")
         hidden = tuple(hidden)
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
             raise ValueError(f"hidden must be positive integers, got {hidden!r}.")
-        if init not in HYPER_INITS:
-            raise ValueError(f"init must be one of {HYPER_INITS}, got {init!r}.")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.spacing = as_spacing(spacing, spatial_dims)
+        self.init = check_option(init, HYPER_INITS, "init")
+        self.spacing = spacing
         # an infinite slope passes LeakyReLU silently and turns every kernel weight into +-inf or NaN
         negative_slope = check_number(negative_slope, "negative_slope")
         widths = (spatial_dims, *hidden, n_l)
@@ -104,25 +100,15 @@ class HyperKernel(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.kaiming_normal_(m.weight, a=negative_slope, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)
-        # the default grid is derived state, not a parameter: rebuilt from kernel_size/spacing, never saved
-        grid = kernel_grid(self.kernel_size, "offset", self.spacing)
-        self.register_buffer("grid", grid, persistent=False)
-        self.init = init
         if init != "none":
             fan_in = in_channels * math.prod(self.kernel_size)
             with torch.no_grad():
                 rms = self.forward().pow(2).mean().sqrt()
                 self.out.weight.mul_(math.sqrt(conv_init_variance(fan_in, init)) / rms.clamp_min(1e-12))
 
-    def forward(self, coords: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Sample the kernel on ``coords`` ``(D, *grid)`` (default: the integer-offset grid of ``kernel_size``)."""
-        grid = self.grid if coords is None else coords
-        if grid.ndim < 1 or grid.shape[0] != self.spatial_dims:
-            raise ValueError(f"coords must have shape ({self.spatial_dims}, *grid), got {tuple(grid.shape)}.")
-        spatial = grid.shape[1:]
-        taps = grid.reshape(self.spatial_dims, -1).t().to(self.out.weight.dtype)  # (K, D)
-        weights = self.out(self.mlp(taps))  # (K, C_out * C_in)
-        return weights.t().reshape(self.out_channels, self.in_channels, *spatial)
+    def tap_values(self, taps: torch.Tensor) -> torch.Tensor:
+        """``(K, D) -> (K, C_out * C_in)``: the MLP of LeakyReLU layers, then the linear last layer."""
+        return self.out(self.mlp(taps))
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, spacing={self.spacing}, init={self.init!r}"
+        return super().extra_repr() + f", spacing={self.spacing}, init={self.init!r}"

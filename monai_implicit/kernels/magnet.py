@@ -1,5 +1,6 @@
-"""Multiplicative Anisotropic Gabor Network (MAGNet), the kernel network of FlexConv (Romero, Bruintjes et al.,
-seeds/002 Sec. 3.2, Eqs. 2-7 and Appx. A.1; REFERENCE.md Sec. 3), for any number of spatial dimensions.
+"""Multiplicative Anisotropic Gabor Network (MAGNet), the kernel network of FlexConv ("FlexConv: Continuous Kernel
+Convolutions with Differentiable Kernel Sizes", Romero, Bruintjes et al., Sec. 3.2, Eqs. 2-7 and Appx. A.1), for any
+number of spatial dimensions.
 
 ``h_0 = g_0(x)``, ``h_l = (W_l h_{l-1} + b_l) * g_l(x)`` for ``l = 1..L``, ``psi = W_out h_L + b_out`` with
 anisotropic Gabor filters
@@ -7,7 +8,7 @@ anisotropic Gabor filters
 (one ``gamma`` and ``mu`` per hidden unit *and axis*: the paper's 2D square construction generalised to N-D and to
 anisotropic grids).
 
-Published initialisation (the authors' code, REFERENCE.md Sec. 3), ``l = 0..L``:
+Published initialisation (the authors' code), ``l = 0..L``:
 
 * ``gamma_l ~ Gamma(alpha / (l + 1), beta)`` per unit and axis (``alpha = 6``, ``beta = 1``);
 * ``mu_l ~ U(-1, 1) * init_spatial_value``;
@@ -19,19 +20,19 @@ Published initialisation (the authors' code, REFERENCE.md Sec. 3), ``l = 0..L``:
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 from torch import nn
 
-from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims, kernel_grid
-from monai_implicit.utils import check_number
+from monai_implicit.kernels.base import KernelNetwork
+from monai_implicit.utils import check_number, check_positive_int
 
 __all__ = ["MAGNetKernel", "GaborFilter"]
 
 
 class GaborFilter(nn.Module):
-    """One anisotropic Gabor layer ``g_l`` of a MAGNet (seeds/002 Eq. 7, N-D).
+    """One anisotropic Gabor layer ``g_l`` of a MAGNet (FlexConv paper, Eq. 7, N-D).
 
     Attributes:
         linear: ``nn.Linear(D, H)``; its weight ``(H, D)`` is ``W_g`` (the sine frequencies, radians per unit).
@@ -60,10 +61,10 @@ class GaborFilter(nn.Module):
         return envelope * torch.sin(self.linear(x))
 
 
-class MAGNetKernel(nn.Module):
-    """Coordinates -> kernel weights through a MAGNet (seeds/002 Sec. 3.2).
+class MAGNetKernel(KernelNetwork):
+    """Coordinates -> kernel weights through a MAGNet (FlexConv paper, Sec. 3.2).
 
-    Parameters: ``(L + 1)(3 H D + H) + L (H^2 + H) + (H + 1) C_in C_out`` (REFERENCE.md Sec. 3).
+    Parameters: ``(L + 1)(3 H D + H) + L (H^2 + H) + (H + 1) C_in C_out``.
 
     Args:
         spatial_dims: number of coordinates per tap (1, 2 or 3).
@@ -95,18 +96,12 @@ class MAGNetKernel(nn.Module):
         beta: float = 1.0,
         init_spatial_value: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.kernel_size = as_kernel_size(kernel_size, spatial_dims, odd=False)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("hidden", hidden),
-                            ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        super().__init__(spatial_dims, in_channels, out_channels, kernel_size, "unit")
+        check_positive_int(hidden, "hidden")
+        check_positive_int(num_layers, "num_layers")
         for name, value in (("input_scale", input_scale), ("alpha", alpha), ("beta", beta),
                             ("init_spatial_value", init_spatial_value)):
             check_number(value, name, low=0.0, low_open=True)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.input_scale = float(input_scale)
         scale = input_scale / math.sqrt(num_layers + 1)
         self.filters = nn.ModuleList(
@@ -118,21 +113,14 @@ class MAGNetKernel(nn.Module):
             for lin in self.linears:
                 lin.weight.uniform_(-math.sqrt(1.0 / hidden), math.sqrt(1.0 / hidden))
         self.out = nn.Linear(hidden, in_channels * out_channels)
-        self.register_buffer("grid", kernel_grid(self.kernel_size, "unit"), persistent=False)
 
-    def forward(self, coords: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Sample the kernel on ``coords`` ``(D, *grid)`` (default: ``linspace(-1, 1, k)`` per axis)."""
-        grid = self.grid if coords is None else coords
-        if not isinstance(grid, torch.Tensor) or grid.ndim < 1 or grid.shape[0] != self.spatial_dims:
-            shape = tuple(grid.shape) if isinstance(grid, torch.Tensor) else type(grid).__name__
-            raise ValueError(f"coords must have shape ({self.spatial_dims}, *grid), got {shape}.")
-        spatial = grid.shape[1:]
-        x = grid.reshape(self.spatial_dims, -1).t().to(self.out.weight.dtype)  # (K, D)
-        h = self.filters[0](x)
+    def tap_values(self, taps: torch.Tensor) -> torch.Tensor:
+        """``(K, D) -> (K, C_out * C_in)``: ``h_l = (W_l h_{l-1} + b_l) * g_l(x)``, then the output linear."""
+        h = self.filters[0](taps)
         for gabor, lin in zip(self.filters[1:], self.linears):
-            h = lin(h) * gabor(x)
-        return self.out(h).t().reshape(self.out_channels, self.in_channels, *spatial)
+            h = lin(h) * gabor(taps)
+        return self.out(h)
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, hidden={self.out.in_features}, num_layers={len(self.linears)}, "
+        return super().extra_repr() + (f", hidden={self.out.in_features}, num_layers={len(self.linears)}, "
                 f"input_scale={self.input_scale}")

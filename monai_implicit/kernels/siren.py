@@ -1,10 +1,12 @@
-"""SIREN kernel network of CKConv (Sitzmann et al. 2020; Jonker, seeds/004 Sec. 3.1, Eqs. 1-3).
+"""SIREN kernel network of CKConv (Sitzmann et al. 2020; "Continuous representation of kernels used in convolutional
+neural networks", Jonker, Sec. 3.1, Eqs. 1-3).
 
 ``phi_1(x) = sin(omega_0 (W_1 x + b_1))``, ``phi_l(h) = sin(omega_0 (W_l h + b_l))``, ``psi = W_out h + b_out``:
 coordinates ``(D,)`` on the ``"unit"`` grid ``linspace(-1, 1, k)`` -> ``C_out * C_in`` kernel values per tap.
 
-Initialisation (REFERENCE.md Sec. 5), kept exactly: first layer ``W ~ U(-1/D, 1/D)``, every later layer (the output
-layer included) ``W ~ U(-sqrt(6 / fan_in) / omega_0, +sqrt(6 / fan_in) / omega_0)``; biases keep PyTorch's default
+Initialisation (the SIREN paper's, as in the CKConv authors' code), kept exactly: first layer
+``W ~ U(-1/D, 1/D)``, every later layer (the output layer included)
+``W ~ U(-sqrt(6 / fan_in) / omega_0, +sqrt(6 / fan_in) / omega_0)``; biases keep PyTorch's default
 ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.  The CKConv authors wrap the layers in weight normalisation *before* this
 init, which silently replaces it; here ``weight_norm=True`` reparameterises *after* the init
 (``torch.nn.utils.parametrizations.weight_norm`` sets ``g = ||v||``, ``v = W``), so the initial kernel is unchanged.
@@ -14,13 +16,14 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
-from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims, kernel_grid
+from monai_implicit.kernels.base import KernelNetwork
+from monai_implicit.utils import check_positive_int
 
 __all__ = ["SirenKernel", "check_omega_0"]
 
@@ -34,8 +37,8 @@ def check_omega_0(omega_0: float) -> float:
     return float(omega_0)
 
 
-class SirenKernel(nn.Module):
-    """Coordinates -> kernel weights through a sine MLP (seeds/004 Sec. 3.1).
+class SirenKernel(KernelNetwork):
+    """Coordinates -> kernel weights through a sine MLP (Jonker's thesis, Sec. 3.1).
 
     Parameters: ``(D + 1) H + (L - 1)(H + 1) H + (H + 1) C_in C_out`` with ``H = hidden``, ``L = num_layers`` sine
     layers (the thesis: ``D = 1, H = 32, L = 2``).
@@ -66,16 +69,10 @@ class SirenKernel(nn.Module):
         num_layers: int = 2,
         weight_norm: bool = False,
     ) -> None:
-        super().__init__()
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.kernel_size = as_kernel_size(kernel_size, spatial_dims, odd=False)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("hidden", hidden),
-                            ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        super().__init__(spatial_dims, in_channels, out_channels, kernel_size, "unit")
+        check_positive_int(hidden, "hidden")
+        check_positive_int(num_layers, "num_layers")
         self.omega_0 = check_omega_0(omega_0)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         widths = [spatial_dims] + [hidden] * num_layers
         self.sines = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.out = nn.Linear(hidden, in_channels * out_channels)
@@ -88,20 +85,14 @@ class SirenKernel(nn.Module):
         if self.weight_norm:
             for layer in [*self.sines, self.out]:
                 _weight_norm(layer)
-        self.register_buffer("grid", kernel_grid(self.kernel_size, "unit"), persistent=False)
 
-    def forward(self, coords: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Sample the kernel on ``coords`` ``(D, *grid)`` (default: ``linspace(-1, 1, k)`` per axis)."""
-        grid = self.grid if coords is None else coords
-        if not isinstance(grid, torch.Tensor) or grid.ndim < 1 or grid.shape[0] != self.spatial_dims:
-            shape = tuple(grid.shape) if isinstance(grid, torch.Tensor) else type(grid).__name__
-            raise ValueError(f"coords must have shape ({self.spatial_dims}, *grid), got {shape}.")
-        spatial = grid.shape[1:]
-        h = grid.reshape(self.spatial_dims, -1).t().to(self.out.bias.dtype)  # (K, D)
+    def tap_values(self, taps: torch.Tensor) -> torch.Tensor:
+        """``(K, D) -> (K, C_out * C_in)``: the sine layers, then the linear output layer."""
+        h = taps
         for layer in self.sines:
             h = torch.sin(self.omega_0 * layer(h))
-        return self.out(h).t().reshape(self.out_channels, self.in_channels, *spatial)
+        return self.out(h)
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, omega_0={self.omega_0}, hidden={self.sines[0].out_features}, "
+        return super().extra_repr() + (f", omega_0={self.omega_0}, hidden={self.sines[0].out_features}, "
                 f"num_layers={len(self.sines)}, weight_norm={self.weight_norm}")

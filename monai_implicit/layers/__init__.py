@@ -1,5 +1,6 @@
 """Convolutions built from a kernel network (ImplicitConv and its families)."""
 
+from .cache import ParameterCache
 from .ckconv import CKConv, ContinuousKernelConv
 from .fft_conv import conv_nd, fft_conv, fft_is_faster
 from .flexconv import FlexConv, flexconv_param_groups

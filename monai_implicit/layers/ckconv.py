@@ -1,9 +1,10 @@
 """Continuous-kernel convolutions: CKConv with a SIREN (or MAGNet) kernel network.
 
-CKConv (Romero et al. 2021; used with a SIREN kernel for ultrasound RF micro-bubble localisation by Jonker,
-seeds/004 Sec. 3.1-3.4): the kernel is a kernel network sampled on ``linspace(-1, 1, k)`` per axis, so the number of
-parameters does not depend on the kernel size (65-2111 taps in the thesis).  Large kernels go through
-:func:`~monai_implicit.layers.fft_conv.conv_nd`, which switches to an FFT convolution above the measured crossover.
+CKConv (Romero et al. 2021; used with a SIREN kernel for ultrasound RF micro-bubble localisation in "Continuous
+representation of kernels used in convolutional neural networks", Jonker, Sec. 3.1-3.4): the kernel is a kernel
+network sampled on ``linspace(-1, 1, k)`` per axis, so the number of parameters does not depend on the kernel size
+(65-2111 taps in the thesis).  Large kernels switch to an FFT convolution above the measured crossover
+(``method="auto"``, :attr:`ImplicitConv.conv_method <monai_implicit.layers.implicit_conv.ImplicitConv>`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from torch import nn
 from monai_implicit.kernels.grids import as_kernel_size, kernel_grid
 from monai_implicit.kernels.magnet import MAGNetKernel
 from monai_implicit.kernels.siren import SirenKernel, check_omega_0
-from monai_implicit.layers.fft_conv import CONV_METHODS, padded_conv
+from monai_implicit.layers.fft_conv import CONV_METHODS
 from monai_implicit.layers.implicit_conv import ImplicitConv
+from monai_implicit.utils import check_option
 
 __all__ = ["CONTINUOUS_KERNELS", "make_kernel_net", "ContinuousKernelConv", "CKConv"]
 
@@ -38,9 +40,7 @@ def make_kernel_net(
     Raises:
         ValueError: unknown family.  TypeError: an option the family does not take.
     """
-    if not isinstance(kernel, str) or kernel not in CONTINUOUS_KERNELS:
-        raise ValueError(f"kernel must be one of {tuple(CONTINUOUS_KERNELS)}, got {kernel!r}.")
-    cls = CONTINUOUS_KERNELS[kernel]
+    cls = check_option(kernel, CONTINUOUS_KERNELS, "kernel")
     try:
         return cls(spatial_dims, in_channels, out_channels, kernel_size, **options)
     except TypeError as err:
@@ -50,9 +50,11 @@ def make_kernel_net(
 class ContinuousKernelConv(ImplicitConv):
     """Base of :class:`CKConv` and :class:`~monai_implicit.layers.flexconv.FlexConv`.
 
-    Owns the kernel network (``self.kernel_net``, sampled on the ``"unit"`` grid ``linspace(-1, 1, k)``), the choice
-    between direct and FFT convolution (``method``), and sampling at another grid size (:meth:`sample_kernel` with
-    ``kernel_size``; FlexConv Eq. 9, seeds/002 Sec. 3.3).  See :class:`CKConv` for the arguments.
+    Owns the kernel network (``self.kernel_net``, sampled on the ``"unit"`` grid ``linspace(-1, 1, k)``) and sampling
+    at another grid size (:meth:`sample_kernel` with ``kernel_size``; "FlexConv: Continuous Kernel Convolutions with
+    Differentiable Kernel Sizes", Eq. 9, Sec. 3.3).  Padding and the choice between direct and FFT convolution
+    (``method``, stored as :attr:`conv_method`) are :class:`ImplicitConv`'s.  See :class:`CKConv` for the
+    arguments.
     """
 
     kernel_family = "continuous"
@@ -75,11 +77,8 @@ class ContinuousKernelConv(ImplicitConv):
     ) -> None:
         super().__init__(
             spatial_dims, in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, groups=groups,
-            bias=bias, padding_mode=padding_mode, odd_kernel=odd_kernel,
+            bias=bias, padding_mode=padding_mode, odd_kernel=odd_kernel, conv_method=method,
         )
-        if method not in CONV_METHODS:
-            raise ValueError(f"method must be one of {CONV_METHODS}, got {method!r}.")
-        self.method = method
         self.kernel_family = kernel if isinstance(kernel, str) else str(kernel)
         self.kernel_net = make_kernel_net(
             kernel, spatial_dims, in_channels // groups, out_channels, self.kernel_size, **kernel_options
@@ -101,19 +100,22 @@ class ContinuousKernelConv(ImplicitConv):
             return self.kernel_net()
         return self.kernel_net(self.kernel_coords(kernel_size))
 
-    def conv_forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Pad (any ``padding_mode``) and correlate, directly or by FFT (``self.method``, see ``conv_nd``)."""
-        return padded_conv(
-            x, weight, self.bias, self.padding_for(weight.shape[2:]), self.padding_mode, self.stride, self.dilation,
-            self.groups, self.method,
-        )
+    @property
+    def method(self) -> str:
+        """``"auto"``, ``"direct"`` or ``"fft"``: the constructor's name of :attr:`ImplicitConv.conv_method`."""
+        return self.conv_method
+
+    @method.setter
+    def method(self, value: str) -> None:
+        self.conv_method = check_option(value, CONV_METHODS, "method")
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", method={self.method!r}" if self.method != "auto" else "")
 
 
 class CKConv(ContinuousKernelConv):
-    """Continuous-kernel convolution with a SIREN kernel network (seeds/004 Sec. 3.1-3.3; REFERENCE.md Sec. 5).
+    """Continuous-kernel convolution with a SIREN kernel network ("Continuous representation of kernels used in
+    convolutional neural networks", Jonker, Sec. 3.1-3.3).
 
     The kernel ``psi(x) = W_3 sin(omega_0 (W_2 sin(omega_0 (W_1 x + b_1)) + b_2)) + b_3`` is sampled on
     ``linspace(-1, 1, k)`` per axis, with the exact SIREN initialisation (see
@@ -138,7 +140,7 @@ class CKConv(ContinuousKernelConv):
         bias: learnable per-output-channel bias.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         method: ``"auto"`` (cost model), ``"direct"`` or ``"fft"``.
-        kernel: kernel family, ``"siren"`` (default) or ``"magnet"`` (the CKCNN_Gabor ablation of seeds/002).
+        kernel: kernel family, ``"siren"`` (default) or ``"magnet"`` (the CKCNN_Gabor ablation of the FlexConv paper).
         kernel_kwargs: further options of the kernel network (e.g. ``{"input_scale": 25.6}`` for MAGNet).
         weight_norm: weight-normalise the SIREN layers after its initialisation (the initial kernel is unchanged).
 

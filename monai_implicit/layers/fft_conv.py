@@ -1,13 +1,16 @@
-"""N-D convolution through real FFTs, with the semantics of ``torch.nn.functional.conv{1,2,3}d``.
+"""N-D convolution through real FFTs, with the semantics of ``torch.nn.functional.conv{1,2,3}d``, and the
+functional pieces every implicit convolution uses: "same" padding, padding by any mode, direct-or-FFT choice.
 
-Continuous-kernel layers sample kernels as large as the input (FlexConv, Romero et al., seeds/002 Sec. 3.1 and
-Appx. D: "FFT convolution for large kernels"; CKConv for ultrasound RF lines with kernels of 65-2111 samples,
-Jonker, seeds/004 Sec. 3.3.2).  A direct convolution costs ``O(prod(k))`` per output voxel, an FFT convolution
-``O(log N)``, so above a kernel size the FFT wins.  :func:`fft_conv` is a drop-in for ``F.conv{1,2,3}d``;
-:func:`conv_nd` picks the cheaper of the two by :func:`fft_is_faster`, a flop model calibrated on CPU (see
-``benchmarks/bench_continuous.py``).
+Continuous-kernel layers sample kernels as large as the input ("FlexConv: Continuous Kernel Convolutions with
+Differentiable Kernel Sizes", Romero, Bruintjes et al., Sec. 3.1 and Appx. D: FFT convolution for large kernels;
+CKConv for ultrasound RF lines with kernels of 65-2111 samples, "Continuous representation of kernels used in
+convolutional neural networks", Jonker, Sec. 3.3.2).  A direct convolution costs ``O(prod(k))`` per output voxel, an
+FFT convolution ``O(log N)``, so above a kernel size the FFT wins.  :func:`fft_conv` is a drop-in for
+``F.conv{1,2,3}d``; :func:`select_method` picks the cheaper of the two by :func:`fft_is_faster`, a flop model
+calibrated on CPU (see ``benchmarks/bench_continuous.py``), for :func:`conv_nd` and for
+:class:`~monai_implicit.layers.implicit_conv.ImplicitConv`.
 
-Memory (the CKConv authors' FFT convolution ran out of 24 GB of GPU memory, seeds/004 Sec. 4.2, REFERENCE.md Sec. 5):
+Memory (the CKConv authors' FFT convolution ran out of 24 GB of GPU memory, Jonker, Sec. 4.2):
 
 * real FFTs (``rfftn``/``irfftn``): half the spectrum of a complex FFT, no complex copy of the real input;
 * the FFT size is the padded input size (rounded up to a fast length), not ``input + kernel - 1``: only the
@@ -20,16 +23,32 @@ Memory (the CKConv authors' FFT convolution ran out of 24 GB of GPU memory, seed
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from scipy.fft import next_fast_len
 
-__all__ = ["fft_conv", "conv_nd", "fft_is_faster", "FFT_EFFICIENCY", "CONV_METHODS", "padded_conv"]
+from monai_implicit.utils import check_option, check_positive_int
 
-#: ``method`` values accepted by :func:`conv_nd`
+__all__ = [
+    "fft_conv",
+    "conv_nd",
+    "fft_is_faster",
+    "select_method",
+    "same_padding",
+    "pad_for_conv",
+    "padded_conv",
+    "FFT_EFFICIENCY",
+    "CONV_METHODS",
+    "CONV_FUNCTIONS",
+    "PADDING_MODES",
+]
+
+#: ``method`` values accepted by :func:`conv_nd` and the continuous-kernel layers
 CONV_METHODS = ("auto", "direct", "fft")
+#: ``padding_mode`` values of every implicit convolution (those of ``nn.Conv*d``)
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 #: How many direct-convolution flops one FFT-model flop costs in time (PyTorch 2.13 CPU, float32, forward), measured
 #: with ``benchmarks/bench_continuous.py`` on 2 cores: the time ratio direct/FFT crosses 1 at k ~ 131 for 1D
@@ -38,7 +57,20 @@ CONV_METHODS = ("auto", "direct", "fft")
 #: (cuDNN vs cuFFT) have a different constant: pass ``efficiency`` to :func:`fft_is_faster` or force ``method``.
 FFT_EFFICIENCY = 10.0
 
-_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+#: the direct convolution of each number of spatial dims (the per-forward fast path of the layers)
+CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def same_padding(kernel_size: Sequence[int], dilation: Sequence[int]) -> list[tuple[int, int]]:
+    """(left, right) padding per axis that keeps the spatial size at stride 1, as ``padding="same"`` in PyTorch.
+
+    For even kernels the extra voxel goes to the right, exactly like ``torch.nn.Conv*d(padding="same")``.
+    """
+    pads = []
+    for k, d in zip(kernel_size, dilation):
+        total = d * (k - 1)
+        pads.append((total // 2, total - total // 2))
+    return pads
 
 
 def _tuple(value: Union[int, Sequence[int]], n: int, name: str) -> tuple[int, ...]:
@@ -66,8 +98,7 @@ def _check(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], 
             f"input must be (B, C_in, *spatial) with {dims} spatial dims to match weight {tuple(weight.shape)}, "
             f"got {tuple(x.shape)}."
         )
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive integer, got {groups!r}.")
+    check_positive_int(groups, "groups")
     if x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
         raise ValueError(
             f"input has {x.shape[1]} channels; weight {tuple(weight.shape)} with groups={groups} expects "
@@ -88,8 +119,7 @@ def _resolve_padding(
         if padding == "same":
             if any(s != 1 for s in stride):
                 raise ValueError(f"padding='same' is not supported for strided convolutions (stride={tuple(stride)}).")
-            # PyTorch's convention: the extra voxel of an even kernel goes to the right
-            return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation)]
+            return same_padding(kernel, dilation)
         raise ValueError(f"padding must be 'same', 'valid', an int or a sequence of ints, got {padding!r}.")
     pads = _tuple(padding, dims, "padding")
     if any(p < 0 for p in pads):
@@ -256,8 +286,7 @@ def conv_nd(
     Returns:
         ``(B, C_out, *out)``, identical (to float rounding) whichever method runs.
     """
-    if method not in CONV_METHODS:
-        raise ValueError(f"method must be one of {CONV_METHODS}, got {method!r}.")
+    check_option(method, CONV_METHODS, "method")
     dims = _check(input, weight, bias, groups)
     stride_t = _tuple(stride, dims, "stride")
     dilation_t = _tuple(dilation, dims, "dilation")
@@ -269,12 +298,70 @@ def conv_nd(
             f"kernel extent {tuple(k)} (after dilation) is larger than the padded input {tuple(n)}; "
             "use padding='same' or a larger input."
         )
-    if method == "auto":
-        faster = fft_is_faster((*input.shape[:2], *n), (*weight.shape[:2], *k), groups, stride_t)
-        method = "fft" if faster else "direct"
-    if method == "fft":
+    if select_method(method, (*input.shape[:2], *n), weight.shape, stride_t, dilation_t, groups) == "fft":
         return fft_conv(input, weight, bias, stride_t, padding, dilation_t, groups)
-    return _CONV_FN[dims](input, weight, bias, stride_t, padding, dilation_t, groups)
+    return CONV_FUNCTIONS[dims](input, weight, bias, stride_t, padding, dilation_t, groups)
+
+
+def select_method(
+    method: str,
+    padded_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    groups: int = 1,
+) -> str:
+    """``"direct"`` or ``"fft"``: ``method`` itself unless it is ``"auto"``, then the verdict of :func:`fft_is_faster`.
+
+    The one place where the convolution path is chosen (:func:`conv_nd` and ``ImplicitConv.conv_forward``).
+
+    Args:
+        method: ``"auto"``, ``"direct"`` or ``"fft"`` (already validated).
+        padded_shape: ``(B, C_in, *n)`` of the input after padding.
+        weight_shape: ``(C_out, C_in // groups, *k)`` before dilation.
+        stride, dilation: one int per axis.
+        groups: convolution groups.
+    """
+    if method != "auto":
+        return method
+    k = [d * (s - 1) + 1 for s, d in zip(weight_shape[2:], dilation)]
+    return "fft" if fft_is_faster(padded_shape, (*weight_shape[:2], *k), groups, stride) else "direct"
+
+
+def pad_for_conv(
+    x: torch.Tensor, pads: Sequence[tuple[int, int]], padding_mode: str = "zeros"
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Pad ``x`` by ``pads`` for a convolution: ``(x', padding)`` such that ``conv(x', w, padding=padding)`` is the
+    convolution of ``x`` padded by ``pads`` with ``padding_mode``.
+
+    Zeros on both sides by the same amount are left to the convolution's own ``padding`` argument (no padded copy
+    of the input); other modes and asymmetric pads (even kernels) go through ``F.pad`` and ``padding`` is 0.
+    Kernels can be as large as the input, so the padding is checked up front: reflection needs ``pad < n`` on every
+    axis (the thesis' CKCNN pads RF lines by reflection, Jonker, Sec. 3.4.2), circular needs ``pad <= n``.
+
+    Args:
+        x: ``(B, C, *spatial)``.
+        pads: ``(left, right)`` per spatial axis.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+
+    Returns:
+        The input (padded unless the convolution can pad it) and the symmetric ``padding`` per axis for the
+        convolution.
+    """
+    if padding_mode == "zeros" and all(left == right for left, right in pads):
+        return x, tuple(left for left, _ in pads)
+    spatial = x.shape[2:]
+    if padding_mode in ("reflect", "circular"):
+        limit_ok = [max(p) < n if padding_mode == "reflect" else max(p) <= n for p, n in zip(pads, spatial)]
+        if not all(limit_ok):
+            raise ValueError(
+                f"padding_mode={padding_mode!r} needs padding {'<' if padding_mode == 'reflect' else '<='} the "
+                f"input size on every axis: the kernel needs padding {list(pads)} but the input is {tuple(spatial)}. "
+                "Use a smaller kernel, a larger input or padding_mode='zeros'."
+            )
+    flat = [p for pair in reversed(pads) for p in pair]
+    x = F.pad(x, flat, mode="constant" if padding_mode == "zeros" else padding_mode)
+    return x, (0,) * len(pads)
 
 
 def padded_conv(
@@ -288,12 +375,8 @@ def padded_conv(
     groups: int = 1,
     method: str = "auto",
 ) -> torch.Tensor:
-    """Pad ``x`` by ``pads`` with ``padding_mode`` and correlate with ``weight`` by :func:`conv_nd`.
-
-    The forward path of the continuous-kernel layers (:class:`~monai_implicit.layers.ckconv.CKConv`,
-    :class:`~monai_implicit.layers.flexconv.FlexConv`): their kernels can be as large as the input, so the padding
-    is checked up front - reflection needs ``pad < n`` on every axis (the thesis' CKCNN pads RF lines by
-    reflection, seeds/004 Sec. 3.4.2), circular and replicate need ``pad <= n``.
+    """Pad ``x`` by ``pads`` with ``padding_mode`` (:func:`pad_for_conv`) and correlate with ``weight`` by
+    :func:`conv_nd`: the functional form of ``ImplicitConv.conv_forward``.
 
     Args:
         x: ``(B, C_in, *spatial)``.
@@ -303,20 +386,5 @@ def padded_conv(
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         stride, dilation, groups, method: see :func:`conv_nd`.
     """
-    spatial = x.shape[2:]
-    if padding_mode in ("reflect", "circular"):
-        limit_ok = [max(p) < n if padding_mode == "reflect" else max(p) <= n for p, n in zip(pads, spatial)]
-        if not all(limit_ok):
-            raise ValueError(
-                f"padding_mode={padding_mode!r} needs padding {'<' if padding_mode == 'reflect' else '<='} the "
-                f"input size on every axis: kernel {tuple(weight.shape[2:])} needs padding {list(pads)} but the input "
-                f"is {tuple(spatial)}. Use a smaller kernel, a larger input or padding_mode='zeros'."
-            )
-    symmetric = all(left == right for left, right in pads)
-    if padding_mode == "zeros" and symmetric:
-        padding: Any = tuple(left for left, _ in pads)
-    else:
-        flat = [p for pair in reversed(pads) for p in pair]
-        x = F.pad(x, flat, mode="constant" if padding_mode == "zeros" else padding_mode)
-        padding = 0
+    x, padding = pad_for_conv(x, pads, padding_mode)
     return conv_nd(x, weight, bias, stride, padding, dilation, groups, method=method)

@@ -1,12 +1,13 @@
 """FlexConv: a continuous kernel with a learnable anisotropic Gaussian mask that sets the kernel size
-(Romero, Bruintjes et al., seeds/002 Sec. 3.1, Eq. 1; REFERENCE.md Sec. 3), for 1, 2 and 3 spatial dimensions.
+("FlexConv: Continuous Kernel Convolutions with Differentiable Kernel Sizes", Romero, Bruintjes et al., Sec. 3.1,
+Eq. 1), for 1, 2 and 3 spatial dimensions.
 
 ``psi(x) = MAGNet(x) * prod_d exp(-1/2 ((x_d - m_d) / s_d)^2)`` on ``linspace(-1, 1, k_d)`` per axis, where ``k``
 is the *maximum* extent.  The kernel is cropped to the taps where the 1D mask exceeds ``mask_threshold`` on every
 axis (symmetrically about the centre, so the "same" convolution stays centred): the network learns its kernel size
 and pays only for the taps it uses.
 
-Robustness over the authors' code (REFERENCE.md Sec. 3): the mask width ``s_d`` is
+Robustness over the authors' code: the mask width ``s_d`` is
 ``s_min + (s_max - s_min) sigmoid(rho_d)``, hence always in ``[s_min, s_max]`` with ``s_min > 0``: no division by
 zero, no NaN whatever the optimiser does (the authors' unconstrained ``s`` goes to 0 and gives NaN); the centre
 ``m_d = tanh(offset_d)`` stays inside the grid, so the mask cannot drift off the kernel and silence the layer.
@@ -27,10 +28,10 @@ __all__ = ["FlexConv", "flexconv_param_groups"]
 
 
 class FlexConv(ContinuousKernelConv):
-    """Flexible-size continuous kernel convolution (seeds/002 Sec. 3.1-3.2).
+    """Flexible-size continuous kernel convolution (FlexConv paper, Sec. 3.1-3.2).
 
     Parameters: ``(L+1)(3HD + H) + L(H^2 + H) + (H+1) C_in C_out + C_out + 2D`` with the MAGNet kernel
-    (REFERENCE.md Sec. 3), independent of ``kernel_size``.
+    (FlexConv paper, Sec. 3.2 and Appx. A.1), independent of ``kernel_size``.
 
     Args:
         spatial_dims: 1, 2 or 3.
@@ -81,8 +82,7 @@ class FlexConv(ContinuousKernelConv):
         mask_threshold: float = 0.1,
         crop: bool = True,
     ) -> None:
-        if not isinstance(mask_threshold, (int, float)) or not 0.0 < float(mask_threshold) < 1.0:
-            raise ValueError(f"mask_threshold must be in (0, 1), got {mask_threshold!r}.")
+        check_number(mask_threshold, "mask_threshold", 0.0, 1.0, low_open=True, high_open=True)
         options: dict[str, Any] = {"hidden": hidden}
         if num_layers is not None:
             options["num_layers"] = num_layers
@@ -160,6 +160,10 @@ class FlexConv(ContinuousKernelConv):
             slices.append(slice(start, start + keep))
         return tuple(slices)
 
+    def kernel_shape(self) -> tuple[int, ...]:
+        """The kernel-size hook: the cropped extent of the kernel, which follows the learned mask width."""
+        return tuple(s.stop - s.start for s in self.crop_slices())
+
     def sample_kernel(self, kernel_size: Optional[Union[int, Sequence[int]]] = None) -> torch.Tensor:
         """The masked, cropped kernel ``(C_out, C_in // groups, *k_crop)``.
 
@@ -172,12 +176,11 @@ class FlexConv(ContinuousKernelConv):
 
     def extra_repr(self) -> str:
         sigma = [round(v, 4) for v in self.mask_sigma.detach().tolist()]
-        cropped = tuple(s.stop - s.start for s in self.crop_slices())
-        return super().extra_repr() + f", mask_sigma={sigma}, cropped={cropped}"
+        return super().extra_repr() + f", mask_sigma={sigma}, cropped={self.kernel_shape()}"
 
 
 def flexconv_param_groups(net: nn.Module, lr: float, mask_lr_factor: float = 0.1) -> list[dict]:
-    """Optimizer parameter groups with the FlexConv masks at ``mask_lr_factor * lr`` (seeds/002 Appx. D).
+    """Optimizer parameter groups with the FlexConv masks at ``mask_lr_factor * lr`` (FlexConv paper, Appx. D).
 
     Returns:
         ``[{"params": other, "lr": lr}, {"params": masks, "lr": mask_lr_factor * lr}]`` for ``torch.optim``.

@@ -1,4 +1,5 @@
-"""Hyper-convolution (Ma, Wang, Dalca, Sabuncu; seeds/000 Sec. 3.1)."""
+"""Hyper-convolution ("Hyper-Convolutions via Implicit Kernels for Medical Imaging", Ma, Wang, Dalca, Sabuncu;
+Sec. 3.1)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ class HyperConv(ImplicitConv):
 
     The number of parameters is independent of ``kernel_size``: ``388 + 5 C_in C_out + C_out`` for a 2D layer with
     the paper's hyper-network (``n_l=4``, ``hidden=(16, 16)``) and a bias.  "Same" padding, cross-correlation, no
-    normalisation of the generated weights (seeds/000 Sec. 3.1); the initial kernel has the variance of a plain
-    convolution of the same shape (see ``HyperKernel``).
+    normalisation of the generated weights (hyper-convolution paper, Sec. 3.1); the initial kernel has the variance
+    of a plain convolution of the same shape (see ``HyperKernel``).
 
     Args:
         spatial_dims: 1, 2 or 3.

@@ -1,10 +1,14 @@
 """The one abstraction of the package: a convolution whose kernel is sampled from a kernel network.
 
-``ImplicitConv`` owns everything that is common to hyper-convolutions (seeds/000), CKConv/FlexConv
-(seeds/002, seeds/004) and N-Jet layers (seeds/003): argument validation, "same" padding with any
-``padding_mode``, the bias, input checks, the eval-time kernel cache and the conversion to a plain
-``nn.ConvNd`` for deployment.  A subclass only implements :meth:`ImplicitConv.sample_kernel` (and may override
-:meth:`ImplicitConv.conv_forward`, e.g. to use an FFT convolution or a separable path).
+``ImplicitConv`` owns everything that is common to hyper-convolutions ("Hyper-Convolutions via Implicit Kernels
+for Medical Imaging", Ma, Wang, Dalca, Sabuncu), CKConv/FlexConv ("FlexConv: Continuous Kernel Convolutions with
+Differentiable Kernel Sizes", Romero, Bruintjes et al.; "Continuous representation of kernels used in convolutional
+neural networks", Jonker) and N-Jet layers ("Resolution learning in deep convolutional networks using scale-space
+theory", Pintea, Tomen et al.): argument validation, "same" padding with any ``padding_mode``, the choice between a
+direct and an FFT convolution, the bias, input checks, the eval-time kernel cache and the conversion to a plain
+``nn.ConvNd`` for deployment.  A family implements :meth:`ImplicitConv.sample_kernel` and, when the kernel's
+spatial shape follows a learned parameter, the kernel-size hook :meth:`ImplicitConv.kernel_shape` (N-Jet's
+sigma-tied size, FlexConv's cropped mask support).
 """
 
 from __future__ import annotations
@@ -13,29 +17,24 @@ import math
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
+from monai_implicit.layers.cache import ParameterCache
+from monai_implicit.layers.fft_conv import (
+    CONV_FUNCTIONS,
+    CONV_METHODS,
+    PADDING_MODES,
+    fft_conv,
+    pad_for_conv,
+    same_padding,
+    select_method,
+)
+from monai_implicit.utils import check_option, check_positive_int
 
 __all__ = ["ImplicitConv", "same_padding", "PADDING_MODES"]
-
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
-def same_padding(kernel_size: Sequence[int], dilation: Sequence[int]) -> list[tuple[int, int]]:
-    """(left, right) padding per axis that keeps the spatial size at stride 1, as ``padding="same"`` in PyTorch.
-
-    For even kernels the extra voxel goes to the right, exactly like ``torch.nn.Conv*d(padding="same")``.
-    """
-    pads = []
-    for k, d in zip(kernel_size, dilation):
-        total = d * (k - 1)
-        pads.append((total // 2, total - total // 2))
-    return pads
 
 
 def _positive_ints(value: Union[int, Sequence[int]], spatial_dims: int, name: str) -> tuple[int, ...]:
@@ -66,6 +65,9 @@ class ImplicitConv(nn.Module):
         bias: add a learnable per-output-channel bias.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         odd_kernel: require odd kernel sizes (needed for a centred "same" convolution with stride > 1).
+        conv_method: ``"direct"`` (``F.conv*d``), ``"fft"`` (:func:`~monai_implicit.layers.fft_conv.fft_conv`) or
+            ``"auto"`` (the cheaper by the cost model :func:`~monai_implicit.layers.fft_conv.fft_is_faster`, decided
+            per forward from the input and kernel shapes); the result is the same to float rounding.
 
     Shapes:
         input ``(B, C_in, *spatial)`` with ``len(spatial) == spatial_dims``;
@@ -86,18 +88,18 @@ class ImplicitConv(nn.Module):
         bias: bool = True,
         padding_mode: str = "zeros",
         odd_kernel: bool = True,
+        conv_method: str = "direct",
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(value, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})."
             )
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}.")
+        self.padding_mode = check_option(padding_mode, PADDING_MODES, "padding_mode")
+        self.conv_method = check_option(conv_method, CONV_METHODS, "conv_method")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.groups = groups
@@ -106,7 +108,6 @@ class ImplicitConv(nn.Module):
         self.dilation = _positive_ints(dilation, spatial_dims, "dilation")
         if any(s > 1 for s in self.stride) and any(k % 2 == 0 for k in self.kernel_size):
             raise ValueError(f"stride > 1 needs odd kernel sizes for a centred 'same' padding, got {self.kernel_size}.")
-        self.padding_mode = padding_mode
         if bias:
             self.bias: Optional[nn.Parameter] = nn.Parameter(torch.empty(out_channels))
             # the default bias init of nn.Conv*d, so an implicit layer and its plain twin start alike
@@ -115,13 +116,20 @@ class ImplicitConv(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
         else:
             self.register_parameter("bias", None)
-        self._cached_weight: Optional[torch.Tensor] = None
-        self._cached_key: Optional[tuple] = None
+        self._kernel_cache = ParameterCache()
 
     # ------------------------------------------------------------------ kernel
     def sample_kernel(self) -> torch.Tensor:
         """Return the kernel, shape ``(C_out, C_in // groups, *k)``.  Implemented by every subclass."""
         raise NotImplementedError(f"{type(self).__name__} must implement sample_kernel().")
+
+    def kernel_shape(self) -> tuple[int, ...]:
+        """The kernel-size hook: the spatial shape of the kernel :meth:`sample_kernel` returns now.
+
+        ``kernel_size`` by default; a family whose kernel size follows a learned parameter overrides it (N-Jet's
+        size tied to sigma, FlexConv's crop to the mask support), so the padding can be derived without sampling.
+        """
+        return self.kernel_size
 
     def _kernel_tensors(self) -> Iterator[torch.Tensor]:
         for name, p in self.named_parameters():
@@ -129,13 +137,9 @@ class ImplicitConv(nn.Module):
                 yield p
         yield from self.buffers()
 
-    def _cache_key(self) -> tuple:
-        return tuple((t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape)) for t in self._kernel_tensors())
-
     def invalidate_cache(self) -> None:
         """Drop the eval-time kernel cache (only needed after writing to ``param.data`` by hand)."""
-        self._cached_weight = None
-        self._cached_key = None
+        self._kernel_cache.invalidate()
 
     def train(self, mode: bool = True) -> ImplicitConv:
         self.invalidate_cache()
@@ -144,15 +148,9 @@ class ImplicitConv(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         """The current kernel ``(C_out, C_in // groups, *k)``; cached in eval mode when no gradient is needed."""
-        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        if self.training or needs_grad:
+        if not ParameterCache.applies(self, self.parameters()):
             return self.sample_kernel()
-        key = self._cache_key()
-        if self._cached_weight is None or key != self._cached_key:
-            with torch.no_grad():
-                self._cached_weight = self.sample_kernel()
-            self._cached_key = key
-        return self._cached_weight
+        return self._kernel_cache.get(self._kernel_tensors(), self.sample_kernel)
 
     # ------------------------------------------------------------- convolution
     def check_input(self, x: torch.Tensor) -> None:
@@ -165,27 +163,38 @@ class ImplicitConv(nn.Module):
                 f"{', '.join('*' * self.spatial_dims)}) with {self.spatial_dims} spatial dims, got {tuple(x.shape)}."
             )
 
-    def padding_for(self, kernel_shape: Sequence[int]) -> list[tuple[int, int]]:
-        """(left, right) padding per axis for a kernel of spatial shape ``kernel_shape``."""
-        return same_padding(kernel_shape, self.dilation)
+    def padding_for(self, kernel_shape: Optional[Sequence[int]] = None) -> list[tuple[int, int]]:
+        """(left, right) "same" padding per axis for a kernel of spatial shape ``kernel_shape`` (default: the
+        current shape, :meth:`kernel_shape`)."""
+        return same_padding(self.kernel_shape() if kernel_shape is None else kernel_shape, self.dilation)
 
-    def conv_forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Pad and correlate ``x`` with ``weight`` (and add the bias).  Override for FFT or separable paths."""
-        pads = self.padding_for(weight.shape[2:])
-        symmetric = all(left == right for left, right in pads)
-        if self.padding_mode == "zeros" and symmetric:
-            padding: Any = tuple(left for left, _ in pads)
-        else:
-            flat = [p for left_right in reversed(pads) for p in left_right]
-            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-            x = F.pad(x, flat, mode=mode)
-            padding = 0
-        return _CONV_FN[self.spatial_dims](x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
+    def pad_input(
+        self, x: torch.Tensor, kernel_shape: Optional[Sequence[int]] = None
+    ) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """``(x', padding)``: ``x`` padded with ``padding_mode`` for a kernel of spatial shape ``kernel_shape``
+        (default :meth:`kernel_shape`) and the symmetric zero ``padding`` left to the convolution itself (zeros mode
+        pads natively, without a padded copy of ``x``; see :func:`~monai_implicit.layers.fft_conv.pad_for_conv`)."""
+        return pad_for_conv(x, self.padding_for(kernel_shape), self.padding_mode)
+
+    def conv_forward(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Pad and correlate ``x`` with ``weight`` (default :attr:`weight`) and add the bias.
+
+        The direct or the FFT convolution, as :attr:`conv_method` says (``"auto"``: by
+        :func:`~monai_implicit.layers.fft_conv.select_method`).  A family overrides this only for another execution
+        path of the same result (N-Jet's separable path).
+        """
+        if weight is None:
+            weight = self.weight
+        x, padding = self.pad_input(x, weight.shape[2:])
+        padded = (*x.shape[:2], *(n + 2 * p for n, p in zip(x.shape[2:], padding)))
+        method = select_method(self.conv_method, padded, weight.shape, self.stride, self.dilation, self.groups)
+        conv = fft_conv if method == "fft" else CONV_FUNCTIONS[self.spatial_dims]
+        return conv(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, *spatial) -> (B, C_out, *ceil(spatial / stride))``."""
         self.check_input(x)
-        return self.conv_forward(x, self.weight)
+        return self.conv_forward(x)
 
     # ------------------------------------------------------------- deployment
     def to_conv(self) -> nn.Module:

@@ -1,4 +1,5 @@
-"""NeRD: neural representation of the feature distribution (Zhang et al.; seeds/001 Sec. 2, REFERENCE.md Sec. 2).
+"""NeRD: neural representation of the feature distribution ("NeRD: Neural Representation of Distribution for
+Medical Image Segmentation", Zhang et al.; Sec. 2).
 
 Padding and pooling make the features of a segmentation network depend on where a voxel sits in the network
 input (near a border, near the centre).  NeRD replaces the final pixel-wise classifier of the network by one whose
@@ -20,7 +21,7 @@ size ``N`` has ``low_d = (o_d + i_d + 0.5) / N_d``, which is the patch encoding 
 The channel order is ``(low_0, ..., low_{D-1}, high_0, ..., high_{D-1})``; in 2D (axis 0 = rows) this is the
 paper's ``(d_t, d_r, d_b, d_l)`` reordered as ``(d_t, d_l, d_b, d_r)``, a permutation the MLP absorbs.
 
-Patch vs global positions.  Padding artefacts arise at the borders of the *network input* (REFERENCE.md Sec. 2);
+Patch vs global positions.  Padding artefacts arise at the borders of the *network input* (NeRD paper, Sec. 2);
 with patch training and sliding-window inference the input is the patch, so the default ``"patch"`` mode encodes
 positions relative to the input itself: it needs no extra information, and a training patch and an inference window
 of the same size see exactly the same position map.  ``"global"`` mode encodes positions relative to the whole
@@ -42,6 +43,8 @@ from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
 from monai_implicit.kernels.grids import check_spatial_dims
+from monai_implicit.layers.cache import ParameterCache
+from monai_implicit.utils import check_option, check_positive_int
 
 __all__ = [
     "POSITION_MODES",
@@ -65,7 +68,7 @@ def position_encoding(
     dtype: Optional[torch.dtype] = None,
     device: Optional[torch.device] = None,
 ) -> torch.Tensor:
-    """Normalised distances of every voxel centre to the ``2 * D`` borders (seeds/001 Sec. 2.1, N-D).
+    """Normalised distances of every voxel centre to the ``2 * D`` borders (NeRD paper, Sec. 2.1, N-D).
 
     Args:
         spatial_shape: ``S = (n_0, ..., n_{D-1})``, the spatial size of the network input (the patch).
@@ -189,7 +192,7 @@ def window_origins(coords: Any, spatial_shape: Sequence[int], batch_size: Option
 
 
 class PositionEncoding(nn.Module):
-    """The position map of NeRD (seeds/001 Sec. 2.1) for the input ``x``; see :func:`position_encoding`.
+    """The position map of NeRD (NeRD paper, Sec. 2.1) for the input ``x``; see :func:`position_encoding`.
 
     Args:
         spatial_dims: 1, 2 or 3.
@@ -204,9 +207,7 @@ class PositionEncoding(nn.Module):
     def __init__(self, spatial_dims: int, mode: str = "patch") -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        if mode not in POSITION_MODES:
-            raise ValueError(f"position mode must be one of {POSITION_MODES}, got {mode!r}.")
-        self.mode: str = mode
+        self.mode: str = check_option(mode, POSITION_MODES, "position mode")
 
     @property
     def channels(self) -> int:
@@ -278,9 +279,8 @@ class NeRDHead(nn.Module):
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
         if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
             raise TypeError(f"hidden must be a sequence of positive ints, got {hidden!r}.")
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
@@ -299,8 +299,7 @@ class NeRDHead(nn.Module):
             prev = width
         self.last = conv(prev, n_params, kernel_size=1)
         self.mlp = nn.Sequential(*layers, self.last)
-        self._cached_params: Optional[torch.Tensor] = None
-        self._cached_key: Optional[tuple] = None
+        self._params_cache = ParameterCache()
 
     # ------------------------------------------------------------------ position mode
     @property
@@ -310,9 +309,7 @@ class NeRDHead(nn.Module):
 
     @position.setter
     def position(self, mode: str) -> None:
-        if mode not in POSITION_MODES:
-            raise ValueError(f"position mode must be one of {POSITION_MODES}, got {mode!r}.")
-        self.encoding.mode = mode
+        self.encoding.mode = check_option(mode, POSITION_MODES, "position mode")
         self.invalidate_cache()
 
     # ------------------------------------------------------------------ subclass interface
@@ -331,27 +328,26 @@ class NeRDHead(nn.Module):
         """The head parameters at every position of ``x``: ``(1 or B, n_params, *S)`` (cached, see class doc)."""
         if not torch.jit.is_scripting():
             if self._cacheable():
-                key = self._cache_key(x)
-                if self._cached_params is None or key != self._cached_key:
-                    with torch.no_grad():
-                        self._cached_params = self.head_parameters(self.mlp(self.encoding(x)))
-                    self._cached_key = key
-                return self._cached_params
+                return self._cached_parameters(x)
         return self.head_parameters(self.mlp(self.encoding(x, origin, image_size)))
 
-    def _cacheable(self) -> bool:
-        if not self.use_cache or self.training or self.encoding.mode != "patch" or torch.jit.is_tracing():
-            return False
-        return not (torch.is_grad_enabled() and any(p.requires_grad for p in self.mlp.parameters()))
+    @torch.jit.unused
+    def _cached_parameters(self, x: torch.Tensor) -> torch.Tensor:
+        return self._params_cache.get(
+            self.mlp.parameters(),
+            lambda: self.head_parameters(self.mlp(self.encoding(x))),
+            (tuple(x.shape[2:]), x.dtype, x.device),
+        )
 
-    def _cache_key(self, x: torch.Tensor) -> tuple:
-        params = tuple((p.data_ptr(), p._version) for p in self.mlp.parameters())
-        return (tuple(x.shape[2:]), x.dtype, x.device, params)
+    @torch.jit.unused
+    def _cacheable(self) -> bool:
+        if not self.use_cache or self.encoding.mode != "patch" or torch.jit.is_tracing():
+            return False
+        return ParameterCache.applies(self, self.mlp.parameters())
 
     def invalidate_cache(self) -> None:
         """Drop the eval-time cache (only needed after writing to ``param.data`` by hand)."""
-        self._cached_params = None
-        self._cached_key = None
+        self._params_cache.invalidate()
 
     def train(self, mode: bool = True) -> NeRDHead:
         self.invalidate_cache()
@@ -377,7 +373,7 @@ class NeRDHead(nn.Module):
 
 
 class NeRDm(NeRDHead):
-    """NeRDm: position -> feature distribution, then the bias-free classifier of Eq. 5 (seeds/001 Sec. 2.1).
+    """NeRDm: position -> feature distribution, then the bias-free classifier of Eq. 5 (NeRD paper, Sec. 2.1).
 
     The MLP predicts, per position ``v`` and feature channel, ``1/sigma_v`` and ``-mu_v/sigma_v`` (the paper's
     numerically stable parameterisation: nothing is divided by a predicted quantity), and
@@ -433,7 +429,7 @@ class NeRDm(NeRDHead):
 
 
 class NeRDc(NeRDHead):
-    """NeRDc: position -> a per-position linear classifier, ``s_v = x_v^T w_v`` (seeds/001 Sec. 2.2).
+    """NeRDc: position -> a per-position linear classifier, ``s_v = x_v^T w_v`` (NeRD paper, Sec. 2.2).
 
     The MLP predicts ``w_v`` (``C x K`` numbers; laid out as a ``(K, C)`` matrix like a 1x1 convolution weight) and,
     with ``bias=True``, a per-position bias ``b_v`` (the paper's classifier has none).  The last MLP layer starts with

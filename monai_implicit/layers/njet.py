@@ -1,4 +1,5 @@
-"""N-Jet convolution: learned combination of Gaussian derivatives with a learned scale (seeds/003 Sec. 3).
+"""N-Jet convolution: learned combination of Gaussian derivatives with a learned scale ("Resolution learning in deep
+convolutional networks using scale-space theory", Pintea, Tomen et al., Sec. 3).
 
 Every filter is ``sum_f alpha[c_out, c_in, f] * B_f(sigma)`` where ``B_f`` are the scale-normalised Gaussian
 derivatives of total order ``<= order`` (:class:`~monai_implicit.kernels.gaussian_derivatives.
@@ -30,12 +31,13 @@ from torch import nn
 
 from monai_implicit.kernels.gaussian_derivatives import GaussianDerivativeBasis
 from monai_implicit.kernels.hyper import conv_init_variance
+from monai_implicit.layers.fft_conv import CONV_FUNCTIONS
 from monai_implicit.layers.implicit_conv import ImplicitConv
+from monai_implicit.utils import check_number, check_option
 
 __all__ = ["NJetConv", "NJET_PATHS", "sigmas", "njet_param_groups"]
 
 NJET_PATHS = ("auto", "dense", "separable")
-_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 # the separable path is memory-bound on CPU (block-Toeplitz GEMMs a few times the ideal multiply-adds, plus the
 # reshuffling of F * C_in maps), while a dense convolution runs near peak: per ideal multiply-add it is ~10x slower
 # (benchmarks/bench_njet.py, 64^3, 16 -> 16 channels, order 2, 2 idle CPU cores: separable 2.15x faster than dense
@@ -44,7 +46,7 @@ _SEPARABLE_OVERHEAD = 10.0
 
 
 class NJetConv(ImplicitConv):
-    """N-Jet convolution with a learned, bounded scale (Pintea, Tomen et al.; seeds/003 Sec. 3, Eq. 2-5).
+    """N-Jet convolution with a learned, bounded scale (Pintea, Tomen et al.; N-Jet paper, Sec. 3, Eq. 2-5).
 
     Filters ``w[o, i] = sum_f alpha[o, i, f] B_f(sigma)`` on a grid of size ``2 ceil(k sigma / spacing_d + 0.5) + 1``
     per axis; "same" padding and cross-correlation as every :class:`ImplicitConv`.  Parameters per layer:
@@ -105,9 +107,7 @@ class NJetConv(ImplicitConv):
         path: str = "auto",
     ) -> None:
         basis = GaussianDerivativeBasis(spatial_dims, order, k=k, spacing=spacing)
-        if isinstance(init_sigma, bool) or not isinstance(init_sigma, (int, float)) or not math.isfinite(init_sigma) \
-                or init_sigma <= 0:
-            raise ValueError(f"init_sigma must be a positive finite number, got {init_sigma!r}.")
+        check_number(init_sigma, "init_sigma", low=0.0, low_open=True)
         if (not isinstance(sigma_range, Sequence) or len(sigma_range) != 2
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sigma_range)):
             raise TypeError(f"sigma_range must be a pair (lo, hi) of numbers, got {sigma_range!r}.")
@@ -117,8 +117,7 @@ class NJetConv(ImplicitConv):
                 f"sigma_range must satisfy 0 < lo < init_sigma < hi, got sigma_range={tuple(sigma_range)} and "
                 f"init_sigma={init_sigma}."
             )
-        if path not in NJET_PATHS:
-            raise ValueError(f"path must be one of {NJET_PATHS}, got {path!r}.")
+        check_option(path, NJET_PATHS, "path")
         largest = basis.kernel_size(hi)
         if max_kernel_size is None:
             max_kernel_size = max(largest)
@@ -162,12 +161,17 @@ class NJetConv(ImplicitConv):
         sigma = self.init_sigma * torch.exp(log_ratio)
         return sigma.clamp(self.sigma_range[0], self.sigma_range[1])
 
+    def kernel_shape(self) -> tuple[int, ...]:
+        """The kernel-size hook: ``2 ceil(k sigma / spacing_d + 0.5) + 1`` per axis for the current sigma."""
+        return self.basis.kernel_size(self.sigma)
+
     @property
     def kernel_size(self) -> tuple[int, ...]:
-        """Kernel size per axis for the current sigma (before the scale exists: the initial size)."""
+        """Kernel size per axis for the current sigma, :meth:`kernel_shape` (before the scale exists: the size at
+        ``init_sigma`` that :class:`ImplicitConv` validated)."""
         if "raw_sigma" not in self._parameters:
             return self._initial_kernel_size
-        return self.basis.kernel_size(self.sigma)
+        return self.kernel_shape()
 
     @kernel_size.setter
     def kernel_size(self, value: tuple[int, ...]) -> None:
@@ -212,7 +216,7 @@ class NJetConv(ImplicitConv):
         """Whether the forward pass on ``x`` takes the separable path (``path`` or the cheaper estimate)."""
         if self.path != "auto":
             return self.path == "separable"
-        dense, separable = self._cost(x, self.kernel_size)
+        dense, separable = self._cost(x, self.kernel_shape())
         return separable < dense
 
     def _separable_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,12 +229,9 @@ class NJetConv(ImplicitConv):
         """
         d_total, n_max = self.spatial_dims, self.order
         tables = self.basis.factors(self.sigma.to(self.alpha.dtype))
-        kernel_shape = [t.shape[1] for t in tables]
-        pads = self.padding_for(kernel_shape)
-        if self.padding_mode != "zeros":
-            flat = [p for left_right in reversed(pads) for p in left_right]
-            x = F.pad(x, flat, mode=self.padding_mode)
-            pads = [(0, 0)] * d_total
+        # zeros are left to the per-axis filters (N-Jet kernels are odd: the zero padding is symmetric)
+        x, padding = self.pad_input(x, [t.shape[1] for t in tables])
+        pads = [(p, p) for p in padding]
         batch, c_in = x.shape[:2]
         # state (P, B * C_in, *S): one map per derivative prefix, prefixes sorted by total order.  Every step
         # filters the *last* spatial axis and writes it back as the *first*, so each step works on a contiguous
@@ -265,7 +266,7 @@ class NJetConv(ImplicitConv):
             else:  # groups split the input channels, so C_in must be the major index
                 feats = y.permute(1, 2, 0, *range(3, 3 + len(rest))).reshape(batch, c_in * count, *rest)
                 w = self.alpha[:, :, idx].reshape(self.out_channels, per_group * count, *ones)
-            mixed.append(_CONV_FN[d_total](feats, w, None, 1, 0, 1, self.groups))
+            mixed.append(CONV_FUNCTIONS[d_total](feats, w, None, 1, 0, 1, self.groups))
         z = torch.stack(mixed, 0).reshape(n_max + 1, batch * self.out_channels, *rest)
         out = _axis_filter(z, tables[0], self.stride[0], self.dilation[0], pads[0], reduce=True)
         out = out.reshape(batch, self.out_channels, *out.shape[1:])
@@ -273,12 +274,12 @@ class NJetConv(ImplicitConv):
             out = out + self.bias.reshape(1, -1, *ones)
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C_in, *spatial) -> (B, C_out, *ceil(spatial / stride))`` on the dense or the separable path."""
-        self.check_input(x)
-        if self.use_separable(x):
+    def conv_forward(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The dense path (:meth:`ImplicitConv.conv_forward`) or, without an explicit ``weight`` and when
+        :meth:`use_separable` says so, the separable path; both give the same result."""
+        if weight is None and self.use_separable(x):
             return self._separable_forward(x)
-        return self.conv_forward(x, self.weight)
+        return super().conv_forward(x, weight)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -329,7 +330,7 @@ def _axis_filter(
 
 
 def sigmas(net: nn.Module) -> list[tuple[str, float, tuple[int, ...]]]:
-    """The learned-scale readout (seeds/003 Fig. 5b, Fig. 10): ``(layer name, sigma, kernel size)`` per N-Jet layer.
+    """The learned-scale readout (N-Jet paper, Fig. 5b, Fig. 10): ``(layer name, sigma, kernel size)`` per N-Jet layer.
 
     Layers are listed in ``net.named_modules()`` order (input to output for the networks of this package);
     the kernel size is per axis.  ``net`` may itself be an :class:`NJetConv` (its name is then ``""``).
@@ -352,7 +353,7 @@ def njet_param_groups(
     """Optimizer parameter groups with the N-Jet scales apart from every other parameter.
 
     The scales usually want no weight decay (it would pull every sigma back to its initial value) and may want
-    their own learning rate; the paper applies L2 regularisation to the alphas only (seeds/003 Sec. 4.1).
+    their own learning rate; the paper applies L2 regularisation to the alphas only (N-Jet paper, Sec. 4.1).
 
     Returns:
         ``[{"params": others, "lr": lr}, {"params": scales, "lr": sigma_lr_factor * lr,

@@ -1,4 +1,7 @@
-"""HyperKernel: parameter formula, grid convention, initial variance (seeds/000 Sec. 3.1, REFERENCE.md Sec. 1)."""
+"""HyperKernel: parameter formula, grid convention, initial variance.
+
+Reference: "Hyper-Convolutions via Implicit Kernels for Medical Imaging" (Ma, Wang, Dalca, Sabuncu), Sec. 3.1.
+"""
 
 import math
 
@@ -24,7 +27,7 @@ def test_parameter_formula(spatial_dims, n_l, hidden):
 
 
 def test_paper_count_2d():
-    # 388 + 5 C_in C_out for the paper's 2D hyper-network with N_L = 4 (REFERENCE.md Sec. 1)
+    # 388 + 5 C_in C_out for the paper's 2D hyper-network with N_L = 4 (hyper-convolution paper, Sec. 3.1)
     assert n_params(HyperKernel(2, 16, 32, 5)) == 388 + 5 * 16 * 32
 
 

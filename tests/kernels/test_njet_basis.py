@@ -1,4 +1,7 @@
-"""Gaussian-derivative basis of N-Jet layers (seeds/003 Sec. 3) against scipy.ndimage and numpy's Hermite series."""
+"""Gaussian-derivative basis of N-Jet layers against scipy.ndimage and numpy's Hermite series.
+
+Reference: "Resolution learning in deep convolutional networks using scale-space theory" (Pintea, Tomen et al.), Sec. 3.
+"""
 
 from __future__ import annotations
 

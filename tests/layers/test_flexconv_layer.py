@@ -18,7 +18,7 @@ CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 def test_published_init_crops_a_33_grid_to_5x5():
     conv = FlexConv(2, 3, 4, 33)
     torch.testing.assert_close(conv.mask_sigma, torch.tensor([0.075, 0.075]))
-    # REFERENCE.md Sec. 3: keep |x| < s sqrt(-2 ln 0.1) on linspace(-1, 1, 33)
+    # FlexConv paper, Sec. 3.1 (cropping at threshold 0.1): keep |x| < s sqrt(-2 ln 0.1) on linspace(-1, 1, 33)
     radius = 0.075 * math.sqrt(-2 * math.log(0.1))
     expected = int((np.abs(np.linspace(-1, 1, 33)) < radius).sum())
     assert expected == 5

@@ -1,4 +1,7 @@
-"""NeRDm (Eq. 4/5) and NeRDc (s_v = x_v^T w_v) heads of seeds/001 against a NumPy re-implementation."""
+"""NeRDm (Eq. 4/5) and NeRDc (s_v = x_v^T w_v) heads against a NumPy re-implementation.
+
+Reference: "NeRD: Neural Representation of Distribution for Medical Image Segmentation" (Zhang et al.), Sec. 2.
+"""
 
 import itertools
 

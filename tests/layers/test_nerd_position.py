@@ -1,4 +1,7 @@
-"""Position encoding of NeRD (seeds/001 Sec. 2.1): values against a naive loop, corners, centre, global windows."""
+"""Position encoding of NeRD: values against a naive loop, corners, centre, global windows.
+
+Reference: "NeRD: Neural Representation of Distribution for Medical Image Segmentation" (Zhang et al.), Sec. 2.1.
+"""
 
 import itertools
 

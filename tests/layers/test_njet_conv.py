@@ -1,4 +1,7 @@
-"""NJetConv (seeds/003 Sec. 3): both execution paths against scipy, sigma parameterisation, init, errors."""
+"""NJetConv: both execution paths against scipy, sigma parameterisation, init, errors.
+
+Reference: "Resolution learning in deep convolutional networks using scale-space theory" (Pintea, Tomen et al.), Sec. 3.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The central claim of N-Jet layers (seeds/003 Exp. 1.2(A)): the learned scale follows the size of the objects.
+"""The central claim of N-Jet layers ("Resolution learning in deep convolutional networks using scale-space theory",
+Exp. 1.2(A)): the learned scale follows the size of the objects.
 
 A tiny 2D network (N-Jet layer -> ReLU -> 1x1 convolution) learns to denoise images of Gaussian blobs.  The 2x
 task is the 1x task resized by 2 (images and targets, noise included, as the paper resizes MNIST), so the ideal
