@@ -2,8 +2,13 @@
 
 Each metric comes as a functional ``compute_*`` on batch-first tensors, a MONAI ``CumulativeIterationMetric``
 and an ignite handler (``monai.handlers.IgniteMetricHandler``) for bundle configs and ``MetricsSaver``.
+
+Modules: :mod:`.surface`, :mod:`.lesion`, :mod:`.localization` (the metrics), :mod:`.handlers` (their ignite
+handlers), :mod:`.base` (``CountMetric``, the base of the count-based metrics), :mod:`.foreground` (the sparse
+foreground engine all of them run on), :mod:`.spacing` (voxel spacing) and :mod:`.validation` (input checks).
 """
 
+from .base import CountMetric
 from .handlers import AverageSurfaceDistance, HausdorffPercentile, LesionWise, LocalizationF1
 from .lesion import (
     BOUNDED_LESION_METRICS,

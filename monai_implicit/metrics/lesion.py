@@ -1,10 +1,11 @@
 """Lesion-wise detection metrics: GL, PL, TP, LTPR, LPPV, LFPR (both definitions), LDice (published and bounded), F1.
 
-NeRD (seeds/001, Sec. 4 "Evaluation metrics") scores white-matter-hyperintensity segmentation lesion by lesion:
+"NeRD: Neural Representation of Distribution for Medical Image Segmentation" (Zhang et al.), Sec. 4 "Evaluation
+metrics", scores white-matter-hyperintensity segmentation lesion by lesion:
 ``LTPR = TP / GL``, ``LPPV = TP / PL``, ``LDice = 2 TP / (GL + PL)`` with ``TP`` the number of ground-truth
 lesions overlapping a predicted lesion, ``GL`` / ``PL`` the numbers of ground-truth / predicted lesions, and
-``LFPR = 1 - LPPV``. Other benchmarks use other conventions (REFERENCE.md Sec. 6), so every one of them is
-computed and named here:
+``LFPR = 1 - LPPV``. Other benchmarks (the WMH and ISBI 2015 MS lesion challenges) use other conventions, so every
+one of them is computed and named here:
 
 =================  ==================================================================================================
 ``gl``, ``pl``     numbers of ground-truth / predicted lesions (connected components)
@@ -58,15 +59,11 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ._utils import (
-    CaseMasks,
-    CountMetric,
-    SpacingLike,
-    check_choice,
-    iter_case_masks,
-    resolve_spacing,
-    spacing_from_meta,
-)
+from monai_implicit.utils import check_number, check_option
+
+from .base import CountMetric, empty_fill, f1_score, safe_ratio
+from .foreground import CaseMasks, iter_case_masks
+from .spacing import SpacingLike, call_spacing, resolve_spacing
 
 __all__ = [
     "LESION_COUNTS",
@@ -175,8 +172,8 @@ def _filter_small(labels: np.ndarray, n: int, voxel_volume: float, min_volume: f
     return new_id[labels], int(keep.sum())
 
 
-def _check_overlap(overlap: str, overlap_threshold: float) -> float:
-    check_choice(overlap, OVERLAP_RULES, "overlap")
+def _check_overlap(overlap: str, overlap_threshold: float) -> tuple[str, float]:
+    overlap = check_option(overlap, OVERLAP_RULES, "overlap")
     if isinstance(overlap_threshold, bool) or not isinstance(overlap_threshold, (int, float)):
         raise TypeError(f"overlap_threshold must be a number, got {type(overlap_threshold).__name__}.")
     if overlap == "any" and overlap_threshold != 0:
@@ -186,7 +183,7 @@ def _check_overlap(overlap: str, overlap_threshold: float) -> float:
         )
     if not 0 <= overlap_threshold < 1:
         raise ValueError(f"overlap_threshold must lie in [0, 1), got {overlap_threshold}.")
-    return float(overlap_threshold)
+    return overlap, float(overlap_threshold)
 
 
 def _case_counts(
@@ -240,7 +237,7 @@ def compute_lesion_counts(
     num_classes: Optional[int] = None,
     spatial_dims: Optional[int] = None,
 ) -> torch.Tensor:
-    """Lesion counts ``(gl, pl, tp, tp_pred)`` per case and class (NeRD, seeds/001 Sec. 4; REFERENCE.md Sec. 6).
+    """Lesion counts ``(gl, pl, tp, tp_pred)`` per case and class (NeRD, Zhang et al., Sec. 4).
 
     Args:
         y_pred: binary prediction ``(B, C, *spatial)``: ``C == 1`` binary, ``C > 1`` one-hot, or ``C == 1`` label
@@ -270,13 +267,9 @@ def compute_lesion_counts(
         ValueError / TypeError: shape mismatch, not batch-first, non-binary values, invalid connectivity,
             overlap rule, threshold, volume or spacing.
     """
-    threshold = _check_overlap(overlap, overlap_threshold)
+    overlap, threshold = _check_overlap(overlap, overlap_threshold)
     # an infinite minimum volume would silently drop every lesion
-    if isinstance(min_lesion_volume, bool) or not isinstance(min_lesion_volume, (int, float)) or \
-            not 0 <= min_lesion_volume < np.inf:
-        raise ValueError(
-            f"min_lesion_volume must be a non-negative finite number of mm^3, got {min_lesion_volume!r}."
-        )
+    min_volume = check_number(min_lesion_volume, "min_lesion_volume", low=0.0)
     (batch, n_classes), cases = iter_case_masks(
         y_pred, y, include_background, num_classes, min_spatial_dims=2, spatial_dims=spatial_dims
     )
@@ -285,14 +278,9 @@ def compute_lesion_counts(
     spacings = resolve_spacing(spacing, batch, spatial_dims)
     out = torch.zeros((batch, n_classes, len(LESION_COUNTS)), dtype=torch.float32)
     for case in cases:
-        counts = _case_counts(case, spacings[case.batch], rank, float(min_lesion_volume), overlap, threshold)
+        counts = _case_counts(case, spacings[case.batch], rank, min_volume, overlap, threshold)
         out[case.batch, case.channel] = torch.tensor(counts, dtype=torch.float32)
     return out
-
-
-def _ratio(num: torch.Tensor, den: torch.Tensor, if_empty: float) -> torch.Tensor:
-    safe = torch.where(den > 0, den, torch.ones_like(den))
-    return torch.where(den > 0, num / safe, torch.full_like(num, if_empty))
 
 
 def lesion_metrics_from_counts(counts: torch.Tensor, empty: str = "wmh") -> dict[str, torch.Tensor]:
@@ -305,20 +293,17 @@ def lesion_metrics_from_counts(counts: torch.Tensor, empty: str = "wmh") -> dict
     Returns:
         ``{name: tensor (...)}`` for the names in ``LESION_COUNTS + LESION_METRICS``.
     """
-    check_choice(empty, ("wmh", "nan"), "empty")
+    fill = empty_fill(empty)
     if counts.shape[-1] != len(LESION_COUNTS):
         raise ValueError(f"counts must end with {len(LESION_COUNTS)} entries {LESION_COUNTS}, got {counts.shape}.")
     counts = counts.double()
     gl, pl, tp, tp_pred = counts.unbind(-1)
-    nan = float("nan")
-    wmh = empty == "wmh"
-    ltpr = _ratio(tp, gl, 1.0 if wmh else nan)
-    lppv = _ratio(tp, pl, 1.0 if wmh else nan)
-    lprecision = _ratio(tp_pred, pl, 1.0 if wmh else nan)
-    ldice = _ratio(2 * tp, gl + pl, 1.0 if wmh else nan)
-    ldice_bounded = _ratio(tp + tp_pred, gl + pl, 1.0 if wmh else nan)
-    lf1 = _ratio(2 * ltpr * lprecision, ltpr + lprecision, 0.0)
-    lf1 = torch.where(torch.isnan(ltpr) | torch.isnan(lprecision), torch.full_like(lf1, nan), lf1)
+    ltpr = safe_ratio(tp, gl, fill)
+    lppv = safe_ratio(tp, pl, fill)
+    lprecision = safe_ratio(tp_pred, pl, fill)
+    ldice = safe_ratio(2 * tp, gl + pl, fill)
+    ldice_bounded = safe_ratio(tp + tp_pred, gl + pl, fill)
+    lf1 = f1_score(ltpr, lprecision)
     return {
         "gl": gl, "pl": pl, "tp": tp, "tp_pred": tp_pred,
         "ltpr": ltpr, "lppv": lppv, "lfpr_nerd": 1.0 - lppv, "lprecision": lprecision, "lfpr_isbi": 1.0 - lprecision,
@@ -339,7 +324,7 @@ def compute_lesion_wise(
     empty: str = "wmh",
     spatial_dims: Optional[int] = None,
 ) -> dict[str, torch.Tensor]:
-    """All lesion-wise counts and metrics per case and class (NeRD, seeds/001 Sec. 4; REFERENCE.md Sec. 6).
+    """All lesion-wise counts and metrics per case and class (NeRD, Zhang et al., Sec. 4).
 
     Arguments as :func:`compute_lesion_counts`, plus ``empty`` (``"wmh"`` or ``"nan"``, see module docstring).
 
@@ -361,7 +346,7 @@ def compute_lesion_wise(
 
 
 class LesionWiseMetric(CountMetric):
-    """Cumulative lesion-wise metrics (NeRD, seeds/001 Sec. 4): the buffer keeps the per-case lesion counts.
+    """Cumulative lesion-wise metrics (NeRD, Zhang et al., Sec. 4): the buffer keeps the per-case lesion counts.
 
     ``aggregate()`` returns the metric(s) named in ``metric_name`` averaged over non-NaN cases, or computed from
     the pooled counts with ``pooled=True`` (e.g. the fraction of all lesions of the data set that were found);
@@ -417,21 +402,16 @@ class LesionWiseMetric(CountMetric):
         self.include_background = include_background
         self.connectivity = connectivity
         self.min_lesion_volume = min_lesion_volume
-        self.overlap = overlap
-        self.overlap_threshold = _check_overlap(overlap, overlap_threshold)
+        self.overlap, self.overlap_threshold = _check_overlap(overlap, overlap_threshold)
         self.spacing = spacing
         self.num_classes = num_classes
         self.spatial_dims = spatial_dims
 
-    @classmethod
-    def from_counts(cls, counts: torch.Tensor, empty: str) -> dict[str, torch.Tensor]:
-        return lesion_metrics_from_counts(counts, empty)
+    from_counts = staticmethod(lesion_metrics_from_counts)
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
-        spacing = kwargs.get("spacing")
-        if spacing is None:
-            spacing = self.spacing if self.spacing is not None else spacing_from_meta(y, y.ndim - 2)
         return compute_lesion_counts(
             y_pred, y, self.include_background, self.connectivity, self.min_lesion_volume, self.overlap,
-            self.overlap_threshold, spacing, self.num_classes, self.spatial_dims,
+            self.overlap_threshold, call_spacing(y, kwargs.get("spacing"), self.spacing), self.num_classes,
+            self.spatial_dims,
         ).to(y_pred.device)

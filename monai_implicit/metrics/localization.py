@@ -1,7 +1,8 @@
 """Localisation F1 for 1D signals: detected peaks matched one-to-one to ground-truth positions within a tolerance.
 
-Implements the score of the ultrasound RF micro-bubble localisation study (Jonker, seeds/004 Sec. 4, Eqs. 7-9;
-REFERENCE.md Sec. 5): the network output is thresholded (``phi_th``), its peaks are the detections, and a
+Implements the score of the ultrasound RF micro-bubble localisation study of "Continuous representation of kernels
+used in convolutional neural networks" (Jonker, BSc thesis), Sec. 4, Eqs. 7-9: the network output is thresholded
+(``phi_th``), its peaks are the detections, and a
 detection is a true positive when it lies within ``t_tol`` samples of a ground-truth bubble. Every detection and
 every bubble is used at most once: the matching is a maximum-cardinality assignment (minimum total distance
 among those) solved with ``scipy.optimize.linear_sum_assignment`` -- a greedy nearest-neighbour matching can
@@ -24,7 +25,10 @@ from monai.utils import MetricReduction
 from scipy.optimize import linear_sum_assignment
 from scipy.signal import find_peaks
 
-from ._utils import CountMetric, check_choice
+from monai_implicit.utils import check_number, check_positive_int
+
+from .base import CountMetric, empty_fill, f1_score, safe_ratio
+from .validation import as_numpy
 
 __all__ = [
     "LOCALIZATION_COUNTS",
@@ -49,7 +53,7 @@ def find_signal_peaks(signal: np.ndarray, threshold: float = 0.5, min_distance: 
 
     Args:
         signal: shape ``(L,)``.
-        threshold: minimum peak height (``phi_th`` in seeds/004).
+        threshold: minimum peak height (``phi_th`` in Jonker's thesis).
         min_distance: optional minimum distance in samples between peaks (``find_peaks(distance=...)``).
     """
     padded = np.concatenate([[-np.inf], np.asarray(signal, dtype=np.float64), [-np.inf]])
@@ -98,25 +102,16 @@ def match_positions(detected: np.ndarray, true: np.ndarray, tolerance: float) ->
 
 
 def _check_args(threshold: float, tolerance: float, min_distance: Optional[int]) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not np.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}.")
+    check_number(threshold, "threshold")
     # an infinite tolerance would match every detection to any true position
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < np.inf:
-        raise ValueError(f"tolerance must be a non-negative finite number of samples, got {tolerance!r}.")
-    if min_distance is not None and (isinstance(min_distance, bool) or not isinstance(min_distance, int)
-                                     or min_distance < 1):
-        raise ValueError(f"min_distance must be None or an int >= 1, got {min_distance!r}.")
+    check_number(tolerance, "tolerance", low=0.0)
+    if min_distance is not None:
+        check_positive_int(min_distance, "min_distance")
 
 
-def _as_array(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach()
-        if hasattr(x, "as_tensor"):
-            x = x.as_tensor()
-        return x.float().cpu().numpy() if x.is_floating_point() else x.cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return x
-    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}.")
+def _as_scores(x: Any, name: str) -> np.ndarray:
+    # floating-point tensors are scored in float32 (half precision is widened, double narrowed)
+    return as_numpy(x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x, name)
 
 
 def compute_localization_counts(
@@ -126,7 +121,7 @@ def compute_localization_counts(
     tolerance: float = 4,
     min_distance: Optional[int] = None,
 ) -> torch.Tensor:
-    """Counts ``(n_true, n_detected, tp)`` per signal and channel (seeds/004 Sec. 4).
+    """Counts ``(n_true, n_detected, tp)`` per signal and channel (Jonker's thesis, Sec. 4).
 
     Args:
         y_pred: network output, ``(B, C, L)`` real scores (e.g. sigmoid probabilities); peaks ``>= threshold``
@@ -143,7 +138,7 @@ def compute_localization_counts(
         ValueError / TypeError: shapes differ, not 1D ``(B, C, L)``, non-binary ``y``, invalid arguments.
     """
     _check_args(threshold, tolerance, min_distance)
-    yp, yt = _as_array(y_pred, "y_pred"), _as_array(y, "y")
+    yp, yt = _as_scores(y_pred, "y_pred"), _as_scores(y, "y")
     if yp.shape != yt.shape:
         raise ValueError(f"y_pred and y must have the same shape, got {tuple(yp.shape)} and {tuple(yt.shape)}.")
     if yp.ndim != 3:
@@ -163,22 +158,15 @@ def compute_localization_counts(
     return out
 
 
-def _ratio(num: torch.Tensor, den: torch.Tensor, if_empty: float) -> torch.Tensor:
-    safe = torch.where(den > 0, den, torch.ones_like(den))
-    return torch.where(den > 0, num / safe, torch.full_like(num, if_empty))
-
-
 def localization_metrics_from_counts(counts: torch.Tensor, empty: str = "wmh") -> dict[str, torch.Tensor]:
     """``n_true, n_detected, tp, precision, recall, f1`` from counts ``(..., 3)`` (see module docstring)."""
-    check_choice(empty, ("wmh", "nan"), "empty")
+    fill = empty_fill(empty)
     if counts.shape[-1] != len(LOCALIZATION_COUNTS):
         raise ValueError(f"counts must end with {len(LOCALIZATION_COUNTS)} entries, got {tuple(counts.shape)}.")
     n_true, n_det, tp = counts.double().unbind(-1)
-    fill = 1.0 if empty == "wmh" else float("nan")
-    precision = _ratio(tp, n_det, fill)
-    recall = _ratio(tp, n_true, fill)
-    f1 = _ratio(2 * precision * recall, precision + recall, 0.0)
-    f1 = torch.where(torch.isnan(precision) | torch.isnan(recall), torch.full_like(f1, float("nan")), f1)
+    precision = safe_ratio(tp, n_det, fill)
+    recall = safe_ratio(tp, n_true, fill)
+    f1 = f1_score(precision, recall)
     return {"n_true": n_true, "n_detected": n_det, "tp": tp, "precision": precision, "recall": recall, "f1": f1}
 
 
@@ -190,7 +178,7 @@ def compute_localization_f1(
     min_distance: Optional[int] = None,
     empty: str = "wmh",
 ) -> dict[str, torch.Tensor]:
-    """Precision, recall and F1 of peak localisation per signal (seeds/004 Sec. 4, Eqs. 7-9).
+    """Precision, recall and F1 of peak localisation per signal (Jonker's thesis, Sec. 4, Eqs. 7-9).
 
     Arguments as :func:`compute_localization_counts`, plus ``empty`` (``"wmh"`` or ``"nan"``).
 
@@ -210,7 +198,7 @@ def compute_localization_f1(
 
 
 class LocalizationF1Metric(CountMetric):
-    """Cumulative localisation precision / recall / F1 for 1D signals (seeds/004 Sec. 4).
+    """Cumulative localisation precision / recall / F1 for 1D signals (Jonker's thesis, Sec. 4).
 
     Per call: ``y_pred`` scores and ``y`` binary spike trains, ``(B, C, L)`` or lists of ``(C, L)``.
     ``aggregate()`` averages the per-signal value(s) of ``metric_name`` (the thesis reports the mean F1 over
@@ -220,7 +208,7 @@ class LocalizationF1Metric(CountMetric):
     Args:
         metric_name: ``"f1"`` (default), ``"precision"``, ``"recall"``, a count name, or a sequence of them.
         threshold: minimum peak height.
-        tolerance: matching tolerance in samples (``t_tol = 4`` in seeds/004).
+        tolerance: matching tolerance in samples (``t_tol = 4`` in Jonker's thesis).
         min_distance: optional minimum separation of detected peaks.
         empty: ``"wmh"`` (default) or ``"nan"`` (module docstring).
         pooled: ratios from counts reduced over signals instead of the mean of per-signal ratios.
@@ -248,9 +236,7 @@ class LocalizationF1Metric(CountMetric):
         self.tolerance = tolerance
         self.min_distance = min_distance
 
-    @classmethod
-    def from_counts(cls, counts: torch.Tensor, empty: str) -> dict[str, torch.Tensor]:
-        return localization_metrics_from_counts(counts, empty)
+    from_counts = staticmethod(localization_metrics_from_counts)
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
         return compute_localization_counts(y_pred, y, self.threshold, self.tolerance, self.min_distance).to(

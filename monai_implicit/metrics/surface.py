@@ -1,7 +1,8 @@
 """Surface distances: Hausdorff distance at any percentile (HD95 by default) and average surface distance.
 
-Implements the boundary metrics reported by NeRD (seeds/001, Sec. 4 "Evaluation metrics": HD, 95HD, ASD) with
-every convention in use made explicit (REFERENCE.md Sec. 6):
+Implements the boundary metrics reported by "NeRD: Neural Representation of Distribution for Medical Image
+Segmentation" (Zhang et al.), Sec. 4 "Evaluation metrics" (HD, 95HD, ASD), with every convention in use made
+explicit:
 
 * surface voxels are the foreground voxels with at least one face-neighbour (6 in 3D, 4 in 2D) in the
   background or outside the image -- exactly the ``mask ^ binary_erosion(mask)`` edges of MONAI's
@@ -14,7 +15,7 @@ every convention in use made explicit (REFERENCE.md Sec. 6):
 * cases where a mask is empty get a documented value instead of a silent NaN: by default a missed structure
   counts as the image diagonal, the largest distance possible in the image.
 
-Only foreground voxels are touched after one pass over each input volume (see ``_utils``), which makes these
+Only foreground voxels are touched after one pass over each input volume (see :mod:`.foreground`), which makes these
 metrics one to two orders of magnitude faster than ``monai.metrics.compute_hausdorff_distance`` on large
 volumes with small structures while giving the same numbers.
 """
@@ -32,7 +33,11 @@ from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 from scipy.spatial import cKDTree
 
-from ._utils import CaseMasks, SpacingLike, check_choice, iter_case_masks, resolve_spacing, spacing_from_meta
+from monai_implicit.utils import check_option
+
+from .base import buffer_tensor
+from .foreground import CaseMasks, iter_case_masks
+from .spacing import SpacingLike, call_spacing, resolve_spacing
 
 __all__ = [
     "DISTANCE_REDUCTIONS",
@@ -123,8 +128,7 @@ def surface_distances(
 
 def _check_empty(value: EmptyValue, name: str, allow_diagonal: bool) -> EmptyValue:
     if isinstance(value, str):
-        check_choice(value, ("diagonal", "nan") if allow_diagonal else ("nan",), name)
-        return value
+        return check_option(value, ("diagonal", "nan") if allow_diagonal else ("nan",), name)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value >= 0:
         options = '"diagonal", "nan"' if allow_diagonal else '"nan"'
         raise ValueError(f"{name} must be {options} or a non-negative number, got {value!r}.")
@@ -147,6 +151,19 @@ def _check_percentile(percentile: Optional[float]) -> Optional[float]:
     return float(percentile)
 
 
+def _percentile_statistic(percentile: Optional[float]) -> Callable[[np.ndarray], float]:
+    """The statistic of a distance set: its ``percentile`` (linear interpolation), or its maximum for None."""
+
+    def statistic(d: np.ndarray) -> float:
+        return float(d.max()) if percentile is None else float(np.percentile(d, percentile))
+
+    return statistic
+
+
+def _mean_statistic(d: np.ndarray) -> float:
+    return float(d.mean())
+
+
 def _surface_table(
     y_pred: Any,
     y: Any,
@@ -160,7 +177,7 @@ def _surface_table(
     num_classes: Optional[int],
     spatial_dims: Optional[int],
 ) -> torch.Tensor:
-    check_choice(reduction, DISTANCE_REDUCTIONS, "reduction")
+    reduction = check_option(reduction, DISTANCE_REDUCTIONS, "reduction")
     empty = _check_empty(empty, "empty", allow_diagonal=True)
     both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
     # at least 2 spatial axes unless 1D is asked for explicitly: an unbatched (X, Y, Z) mask would otherwise be read
@@ -215,8 +232,8 @@ def compute_hausdorff_percentile(
 ) -> torch.Tensor:
     """Hausdorff distance at a percentile (HD95 by default), in mm, per case and class.
 
-    NeRD (seeds/001) Sec. 4 reports HD and 95HD; the definitions follow REFERENCE.md Sec. 6. With the default
-    ``reduction="max"`` the value on non-empty masks equals ``monai.metrics.compute_hausdorff_distance(...,
+    NeRD (Zhang et al.), Sec. 4, reports HD and 95HD; the conventions are listed in the module docstring. With the
+    default ``reduction="max"`` the value on non-empty masks equals ``monai.metrics.compute_hausdorff_distance(...,
     percentile=percentile, spacing=spacing)``; percentiles interpolate linearly (``numpy.percentile``).
 
     Args:
@@ -242,11 +259,7 @@ def compute_hausdorff_percentile(
         ValueError: shape mismatch, not batch-first, non-binary values, wrong spacing length, unknown reduction or
             empty policy.
     """
-    pct = _check_percentile(percentile)
-
-    def statistic(d: np.ndarray) -> float:
-        return float(d.max()) if pct is None else float(np.percentile(d, pct))
-
+    statistic = _percentile_statistic(_check_percentile(percentile))
     return _surface_table(y_pred, y, statistic, reduction, directed, include_background, spacing, empty,
                           both_empty, num_classes, spatial_dims)
 
@@ -263,7 +276,7 @@ def compute_average_surface_distance(
     num_classes: Optional[int] = None,
     spatial_dims: Optional[int] = None,
 ) -> torch.Tensor:
-    """Average (symmetric) surface distance, in mm, per case and class (ASD in NeRD, seeds/001 Sec. 4).
+    """Average (symmetric) surface distance, in mm, per case and class (ASD in NeRD, Zhang et al., Sec. 4).
 
     Args:
         y_pred: binary prediction ``(B, C, *spatial)`` (binary, one-hot, or label map with ``num_classes``).
@@ -286,8 +299,8 @@ def compute_average_surface_distance(
         ValueError: shape mismatch, not batch-first, non-binary values, wrong spacing length, unknown reduction or
             empty policy.
     """
-    return _surface_table(y_pred, y, lambda d: float(d.mean()), reduction, directed, include_background, spacing,
-                          empty, both_empty, num_classes, spatial_dims)
+    return _surface_table(y_pred, y, _mean_statistic, reduction, directed, include_background, spacing, empty,
+                          both_empty, num_classes, spatial_dims)
 
 
 _SPATIAL_DIMS_DOC = """spatial_dims: the number of spatial axes the inputs must have (e.g. 3 for volumes); None
@@ -298,27 +311,43 @@ for _f in (compute_hausdorff_percentile, compute_average_surface_distance):
 
 
 class _SurfaceMetric(CumulativeIterationMetric):
-    """Shared machinery: spacing from the call, the constructor or the MetaTensor affine; MONAI reductions."""
+    """Shared machinery of the surface-distance metrics: argument checks, spacing from the call, the constructor or
+    the MetaTensor affine (:func:`~.spacing.call_spacing`), MONAI reductions. Subclasses set ``statistic``, the
+    value of a distance set."""
+
+    statistic: Callable[[np.ndarray], float]
 
     def __init__(
         self,
+        include_background: bool,
+        distance_reduction: str,
+        directed: bool,
+        spacing: SpacingLike,
+        empty: EmptyValue,
+        both_empty: EmptyValue,
+        num_classes: Optional[int],
         reduction: Union[MetricReduction, str],
         get_not_nans: bool,
-        spacing: SpacingLike,
-        spatial_dims: Optional[int] = None,
+        spatial_dims: Optional[int],
     ) -> None:
         super().__init__()
         self.reduction = reduction
         self.get_not_nans = get_not_nans
         self.spacing = spacing
         self.spatial_dims = spatial_dims
+        self.include_background = include_background
+        self.distance_reduction = check_option(distance_reduction, DISTANCE_REDUCTIONS, "distance_reduction")
+        self.directed = directed
+        self.empty = _check_empty(empty, "empty", allow_diagonal=True)
+        self.both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
+        self.num_classes = num_classes
 
-    def _spacing_for(self, y: torch.Tensor, kwargs: dict) -> SpacingLike:
-        if kwargs.get("spacing") is not None:
-            return kwargs["spacing"]
-        if self.spacing is not None:
-            return self.spacing
-        return spacing_from_meta(y, y.ndim - 2)
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
+        return _surface_table(
+            y_pred, y, self.statistic, self.distance_reduction, self.directed, self.include_background,
+            call_spacing(y, kwargs.get("spacing"), self.spacing), self.empty, self.both_empty, self.num_classes,
+            self.spatial_dims,
+        ).to(y_pred.device)
 
     def aggregate(
         self, reduction: Union[MetricReduction, str, None] = None
@@ -327,10 +356,7 @@ class _SurfaceMetric(CumulativeIterationMetric):
 
         The per-case values, ``(n_cases, n_classes)``, are available from ``get_buffer()``.
         """
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(f"the data to aggregate must be a PyTorch Tensor, got {type(data).__name__}.")
-        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        f, not_nans = do_metric_reduction(buffer_tensor(self), reduction or self.reduction)
         return (f, not_nans) if self.get_not_nans else f
 
 
@@ -372,40 +398,25 @@ class HausdorffPercentileMetric(_SurfaceMetric):
         get_not_nans: bool = False,
         spatial_dims: Optional[int] = None,
     ) -> None:
-        super().__init__(reduction, get_not_nans, spacing, spatial_dims)
-        self.include_background = include_background
         self.percentile = _check_percentile(percentile)
-        self.distance_reduction = check_choice(distance_reduction, DISTANCE_REDUCTIONS, "distance_reduction")
-        self.directed = directed
-        self.empty = _check_empty(empty, "empty", allow_diagonal=True)
-        self.both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
-        self.num_classes = num_classes
-
-    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
-        return compute_hausdorff_percentile(
-            y_pred, y, self.include_background, self.percentile, self.distance_reduction, self.directed,
-            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes, self.spatial_dims,
-        ).to(y_pred.device)
+        self.statistic = _percentile_statistic(self.percentile)
+        super().__init__(
+            include_background, distance_reduction, directed, spacing, empty, both_empty, num_classes, reduction,
+            get_not_nans, spatial_dims,
+        )  # fmt: skip
 
 
 class AverageSurfaceDistanceMetric(_SurfaceMetric):
     """Cumulative average surface distance, see :func:`compute_average_surface_distance`.
 
     Args:
-        include_background: keep class 0 of one-hot inputs / label maps (default False).
         distance_reduction: ``"pooled"`` (default, MONAI symmetric ASD, medpy ``assd``), ``"mean"`` of the two
             directed averages, or ``"max"``.
-        directed: prediction -> ground truth only.
-        spacing: default voxel size in mm; the call's ``spacing`` keyword and a MetaTensor affine are used first
-            and next, as in :class:`HausdorffPercentileMetric`.
-        empty: value when exactly one mask is empty: ``"diagonal"`` (default), ``"nan"`` or a number.
-        both_empty: value when both masks are empty: ``0.0`` (default), ``"nan"`` or a number.
-        num_classes: classes (with background) for single-channel label maps.
-        reduction: MONAI ``MetricReduction`` over the non-NaN per-case values, default ``"mean"``.
-        get_not_nans: ``aggregate()`` also returns the count of non-NaN values.
-        spatial_dims: spatial axes of every case (None: 2 or more; 1D needs ``spatial_dims=1``); a batch tensor must
-            then have ``spatial_dims + 2`` axes, so an unbatched volume is refused instead of scored wrongly.
+        other arguments: as in :class:`HausdorffPercentileMetric` (spacing from the call's ``spacing`` keyword,
+            the ``spacing`` given here, a MetaTensor affine, else 1 mm).
     """
+
+    statistic = staticmethod(_mean_statistic)
 
     def __init__(
         self,
@@ -420,16 +431,7 @@ class AverageSurfaceDistanceMetric(_SurfaceMetric):
         get_not_nans: bool = False,
         spatial_dims: Optional[int] = None,
     ) -> None:
-        super().__init__(reduction, get_not_nans, spacing, spatial_dims)
-        self.include_background = include_background
-        self.distance_reduction = check_choice(distance_reduction, DISTANCE_REDUCTIONS, "distance_reduction")
-        self.directed = directed
-        self.empty = _check_empty(empty, "empty", allow_diagonal=True)
-        self.both_empty = _check_empty(both_empty, "both_empty", allow_diagonal=False)
-        self.num_classes = num_classes
-
-    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
-        return compute_average_surface_distance(
-            y_pred, y, self.include_background, self.distance_reduction, self.directed,
-            self._spacing_for(y, kwargs), self.empty, self.both_empty, self.num_classes, self.spatial_dims,
-        ).to(y_pred.device)
+        super().__init__(
+            include_background, distance_reduction, directed, spacing, empty, both_empty, num_classes, reduction,
+            get_not_nans, spatial_dims,
+        )  # fmt: skip

@@ -28,7 +28,7 @@ from monai_implicit.metrics import (
     surface_distances,
     surface_voxels,
 )
-from monai_implicit.metrics._utils import foreground_index
+from monai_implicit.metrics.foreground import foreground_index
 
 SPACINGS = {2: (0.7, 1.9), 3: (0.8, 1.1, 3.0)}
 SHAPES = {2: (40, 33), 3: (26, 22, 14)}

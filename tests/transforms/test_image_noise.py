@@ -173,3 +173,18 @@ def test_bad_images():
         SaltPepperNoise()(np.zeros(16, np.float32))
     with pytest.raises(TypeError, match="real-valued"):
         SpeckleNoise()(np.zeros((1, 8, 8), np.complex64))
+
+
+def test_fixed_level_twins_draw_only_the_noise():
+    """The fixed-level classes are their Rand* twin with one level and no prob draw: a seed gives the noise drawn
+    straight from numpy's RandomState with that seed (an independent computation of the same draw)."""
+    img = image(shape=(2, 16, 16))
+    n = np.random.RandomState(4).normal(0.1, 0.2, img.shape)
+    speckled = SpeckleNoise(std=0.2, mean=0.1).set_random_state(4)(img)
+    np.testing.assert_allclose(speckled, img + img * n.astype(img.dtype), rtol=1e-6)
+    u = np.random.RandomState(5).random_sample(img.shape)
+    salt, pepper = u < 0.3 * 0.25, (u >= 0.3 * 0.25) & (u < 0.3)
+    expected = np.where(salt, img.max(axis=(1, 2), keepdims=True),
+                        np.where(pepper, img.min(axis=(1, 2), keepdims=True), img))
+    np.testing.assert_array_equal(SaltPepperNoise(amount=0.3, salt_vs_pepper=0.25).set_random_state(5)(img), expected)
+    assert isinstance(SpeckleNoise(), RandSpeckleNoise) and isinstance(SaltPepperNoised("image"), RandSaltPepperNoised)

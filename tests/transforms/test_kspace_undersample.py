@@ -242,3 +242,20 @@ def test_bad_arguments_and_masks():
         RetrospectiveUndersampled(["a", "b"])
     with pytest.raises(KeyError, match="mask_input_key"):
         RetrospectiveUndersampled("image", mask_input_key="acq")({"image": np.zeros((1, 8, 8))})
+
+
+def test_mask_options_are_validated_once_and_keyword_only():
+    from monai_implicit.transforms import MaskSpec, undersampling_mask
+
+    spec = MaskSpec(kind="poisson", accel=4, calib=[6, 6])
+    assert spec.accel == 4.0 and spec.calib == (6, 6)
+    for cls in (UndersamplingMask, RetrospectiveUndersample, RandRetrospectiveUndersample):
+        with pytest.raises(ValueError, match="tol"):
+            cls(accel=2.0, tol=3.0)
+        with pytest.raises(TypeError):
+            cls("poisson")  # the mask options are keyword-only
+    img = np.zeros((1, 30, 34), np.float32)
+    np.testing.assert_array_equal(
+        UndersamplingMask(accel=4.0, calib=6, seed=2, readout_axis=1)(img)[0],
+        undersampling_mask("poisson", (30, 34), 4.0, 6, 2, 1).astype(np.float32),
+    )

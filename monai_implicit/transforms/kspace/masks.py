@@ -1,8 +1,8 @@
 """Undersampling masks for retrospective compressed-sensing MRI.
 
-Implements the sampling patterns of the Hyper-Convolution paper's CS-MRI experiment (Ma et al., seed 000, §4.3:
-8x Poisson-disk variable-density undersampling of 256x256 k-space) and the 1D Cartesian line patterns a CS-MRI
-researcher compares against.
+Implements the sampling patterns of the CS-MRI experiment of "Hyper-Convolutions via Implicit Kernels for Medical
+Imaging" (Ma, Wang, Dalca, Sabuncu), Sec. 4.3: 8x Poisson-disk variable-density undersampling of 256x256 k-space,
+and the 1D Cartesian line patterns a CS-MRI researcher compares against.
 
 * :func:`poisson_disk_mask` -- 2D variable-density Poisson-disc mask with a fully sampled calibration box. The
   exclusion radius of a sample grows linearly with its normalised distance from the calibration box (the
@@ -14,6 +14,8 @@ researcher compares against.
   :class:`~monai.apps.reconstruction.transforms.array.EquispacedKspaceMask`.
 * :func:`undersampling_mask` -- one entry point for every kind that also handles 3D volumes: the mask covers the
   two phase-encode axes and the readout axis (``readout_axis``) is fully sampled.
+* :class:`MaskSpec` -- the arguments of :func:`undersampling_mask` but the grid and the seed, validated once; the
+  undersampling transforms of :mod:`.undersample` take them as keywords.
 
 All masks are boolean numpy arrays over the *centred* k-space grid of :func:`monai.data.fft_utils.fftn_centered`
 (DC at index ``n // 2`` of every axis). Randomness comes from a local generator built from ``seed``; the global
@@ -25,11 +27,21 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from monai.apps.reconstruction.transforms.array import EquispacedKspaceMask, RandomKspaceMask
 
-__all__ = ["MASK_KINDS", "poisson_disk_mask", "cartesian_line_mask", "undersampling_mask", "clear_mask_cache"]
+from monai_implicit.utils import check_number, check_option, check_positive_int
+
+__all__ = [
+    "MASK_KINDS",
+    "poisson_disk_mask",
+    "cartesian_line_mask",
+    "undersampling_mask",
+    "clear_mask_cache",
+    "MaskSpec",
+]
 
 MASK_KINDS = ("poisson", "random_lines", "equispaced_lines")
 
@@ -302,7 +314,8 @@ def poisson_disk_mask(
     tol: float = 0.1,
     max_iter: int = 30,
 ) -> np.ndarray:
-    """Variable-density Poisson-disc undersampling mask (Hyper-Convolution paper, seed 000, §4.3).
+    """Variable-density Poisson-disc undersampling mask ("Hyper-Convolutions via Implicit Kernels for Medical Imaging",
+    Sec. 4.3).
 
     Samples keep a minimum distance that grows linearly with their normalised distance ``rho`` from a fully sampled
     central calibration box (``rho = 0`` on the box, 1 at the image edge along each axis), so the density falls
@@ -359,8 +372,8 @@ def cartesian_line_mask(kind: str, n: int, accel: float, calib: int = 24, seed: 
     ``"random_lines"`` uses :class:`monai.apps.reconstruction.transforms.array.RandomKspaceMask` (lines drawn
     independently so the *expected* acceleration is ``accel``); ``"equispaced_lines"`` uses
     :class:`~monai.apps.reconstruction.transforms.array.EquispacedKspaceMask` (regular spacing with a random
-    offset). Both keep the ``calib`` central lines; these are the 1D baselines of CS-MRI comparisons
-    (REFERENCE §7: random lines give ~24 dB zero-filled PSNR at 8x vs ~30 dB for Poisson-disc).
+    offset). Both keep the ``calib`` central lines; these are the 1D baselines of CS-MRI comparisons (at 8x, random
+    lines give a zero-filled reconstruction several dB worse than a Poisson-disc mask).
 
     Args:
         kind: ``"random_lines"`` or ``"equispaced_lines"``.
@@ -373,8 +386,7 @@ def cartesian_line_mask(kind: str, n: int, accel: float, calib: int = 24, seed: 
         boolean array of shape ``(n,)``, True for acquired lines, centred (DC at ``n // 2``); never empty: when the
         draw selects no line (possible with ``calib=0``), the DC line is acquired.
     """
-    if kind not in ("random_lines", "equispaced_lines"):
-        raise ValueError(f"kind must be 'random_lines' or 'equispaced_lines', got {kind!r}.")
+    kind = check_option(kind, ("random_lines", "equispaced_lines"), "kind")
     n = _check_shape((n,), 1, "n")[0]
     accel_f = _check_accel(accel)
     if isinstance(calib, bool) or not isinstance(calib, (int, np.integer)) or calib < 0:
@@ -418,7 +430,8 @@ def undersampling_mask(
 ) -> np.ndarray:
     """Undersampling mask of any supported kind over a 2D or 3D centred k-space grid.
 
-    * 2D ``"poisson"``: a 2D Poisson-disc mask over both axes (paper §4.3 undersamples 2D slices this way);
+    * 2D ``"poisson"``: a 2D Poisson-disc mask over both axes (the Hyper-Convolution paper, Sec. 4.3, undersamples
+      2D slices this way);
       ``readout_axis`` is ignored.
     * 3D ``"poisson"``: the mask covers the two phase-encode axes (all axes but ``readout_axis``) and is repeated
       along the fully sampled readout axis.
@@ -438,8 +451,7 @@ def undersampling_mask(
     Returns:
         boolean array of ``spatial_shape`` (True = sampled).
     """
-    if kind not in MASK_KINDS:
-        raise ValueError(f"kind must be one of {MASK_KINDS}, got {kind!r}.")
+    kind = check_option(kind, MASK_KINDS, "kind")
     shape = _check_shape(spatial_shape, (2, 3), "spatial_shape")
     d = len(shape)
     if isinstance(readout_axis, bool) or not isinstance(readout_axis, (int, np.integer)) or not -d <= readout_axis < d:
@@ -460,3 +472,55 @@ def undersampling_mask(
     view = [1] * d
     view[pe_axis] = shape[pe_axis]
     return np.broadcast_to(lines.reshape(view), shape).copy()
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """The sampling pattern of an undersampling mask: the arguments of :func:`undersampling_mask` but the k-space grid
+    and the seed, validated when the spec is made (so a bad bundle config fails when it is parsed, not at the first
+    sample).
+
+    Attributes:
+        kind: one of :data:`MASK_KINDS`: ``"poisson"`` (variable-density Poisson-disc, :func:`poisson_disk_mask`),
+            ``"random_lines"`` or ``"equispaced_lines"`` (MONAI's Cartesian line masks, :func:`cartesian_line_mask`).
+        accel: acceleration factor > 1 (8 in "Hyper-Convolutions via Implicit Kernels for Medical Imaging",
+            Sec. 4.3).
+        calib: calibration size (Poisson: box side or pair over the phase-encode axes; lines: number of lines).
+        readout_axis: spatial axis (0-based, negative allowed) that is fully sampled in 3D (and by line masks).
+        crop_corner, tol, max_iter: Poisson-disc options, see :func:`poisson_disk_mask`; ``tol`` in (0, accel).
+    """
+
+    kind: str = "poisson"
+    accel: float = 8.0
+    calib: int | tuple[int, ...] = 24
+    readout_axis: int = 0
+    crop_corner: bool = True
+    tol: float = 0.1
+    max_iter: int = 30
+
+    def __post_init__(self) -> None:
+        kind = check_option(self.kind, MASK_KINDS, "kind")
+        accel = check_number(self.accel, "accel", low=1.0, low_open=True)
+        fields = {
+            "kind": kind,
+            "accel": accel,
+            "calib": tuple(self.calib) if isinstance(self.calib, Sequence) else self.calib,
+            "tol": check_number(self.tol, "tol", low=0.0, high=accel, low_open=True, high_open=True),
+            "max_iter": check_positive_int(self.max_iter, "max_iter"),
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)  # a frozen dataclass normalises its fields this way
+
+    def sample(self, spatial_shape: Sequence[int], seed: int | None) -> np.ndarray:
+        """Boolean mask over the 2D or 3D ``spatial_shape`` (True = sampled), see :func:`undersampling_mask`."""
+        return undersampling_mask(
+            self.kind,
+            tuple(int(s) for s in spatial_shape),
+            self.accel,
+            self.calib,  # type: ignore[arg-type]
+            seed,
+            self.readout_axis,
+            self.crop_corner,
+            self.tol,
+            self.max_iter,
+        )

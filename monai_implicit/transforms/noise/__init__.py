@@ -1,5 +1,6 @@
-"""Image-domain noise for robustness studies (seed 000, §4.4). The docstring of :mod:`.array` says which transform
-(these or MONAI's RandGaussianNoise / RandRicianNoise) to use for which kind of noise."""
+"""Image-domain noise for robustness studies ("Hyper-Convolutions via Implicit Kernels for Medical Imaging",
+Sec. 4.4). The docstring of :mod:`.array` says which transform (these or MONAI's RandGaussianNoise /
+RandRicianNoise) to use for which kind of noise."""
 
 from . import array, dictionary
 from .array import *  # noqa: F403

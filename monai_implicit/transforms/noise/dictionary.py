@@ -1,24 +1,26 @@
-"""Dictionary versions of the image-noise transforms (Hyper-Convolution paper, seed 000, §4.4, Fig. 6).
+"""Dictionary versions of the image-noise transforms ("Hyper-Convolutions via Implicit Kernels for Medical Imaging",
+Sec. 4.4, Fig. 6).
 
 Example robustness-evaluation pre-processing (fixed noise level, reproducible)::
 
     Compose([LoadImaged("image"), ..., SaltPepperNoised("image", amount=0.05).set_random_state(0)])
 
-Each key gets its own noise draw; Rand* versions make one ``prob`` decision for all keys.
+Each key gets its own noise draw; Rand* versions make one ``prob`` decision for all keys, fixed-level versions none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
-import numpy as np
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
-from monai.transforms.transform import MapTransform, Randomizable, RandomizableTransform
+from monai.transforms.transform import MapTransform, RandomizableTransform
 
+from monai_implicit.transforms.utils import SharedRandomState
 from monai_implicit.utils import check_probability
 
-from .array import RandSaltPepperNoise, RandSpeckleNoise, SaltPepperNoise, SpeckleNoise
+from .array import NoiseTransform, RandSaltPepperNoise, RandSpeckleNoise, SaltPepperNoise, SpeckleNoise
 
 __all__ = [
     "SaltPepperNoised",
@@ -36,68 +38,52 @@ __all__ = [
 ]
 
 
-class _FixedNoised(Randomizable, MapTransform):
-    """A fixed-level noise transform applied to every key, with its own random state."""
+class NoiseMapTransform(SharedRandomState, RandomizableTransform, MapTransform):
+    """Dictionary twin of a :class:`~.array.NoiseTransform` (``self.noise``, a ``noise_class`` driven by this
+    transform's random state): one ``prob`` decision for all keys, then a noise draw per key (:meth:`_noise_key`).
 
-    noise: SaltPepperNoise | SpeckleNoise
+    A fixed-level twin sets ``fixed = True`` and a fixed-level ``noise_class``: no ``prob`` decision is drawn.
+    """
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.noise.set_random_state(state=self.R)
-        return self
+    inner = "noise"
+    noise_class: type[NoiseTransform]
+    noise: NoiseTransform
+    fixed: bool = False
 
-    def randomize(self, data: NdarrayOrTensor) -> None:
-        self.noise.randomize(data)
+    def __init__(self, keys: KeysCollection, prob: float, allow_missing_keys: bool, *noise_args: Any) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, check_probability(prob))
+        # the inner Rand* transform always applies: this transform makes the one prob decision for all keys
+        self.noise = self.noise_class(*noise_args) if self.fixed else self.noise_class(1.0, *noise_args)
 
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.noise(d[key], randomize=True)
-        return d
+    def randomize(self, data: Any = None) -> None:
+        if self.fixed:
+            self._do_transform = True
+        else:
+            super().randomize(None)
 
+    def _prepare(self, d: dict) -> None:
+        """Hook run once per call before the keys are noised (e.g. reading a shared mask)."""
 
-class _RandNoised(RandomizableTransform, MapTransform):
-    """A Rand* noise transform: one ``prob`` draw for all keys, then a noise draw per key."""
-
-    noise: RandSaltPepperNoise | RandSpeckleNoise
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.noise.set_random_state(state=self.R)
-        return self
+    def _noise_key(self, d: dict, key: Hashable) -> None:
+        d[key] = self.noise(d[key], randomize=True)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         self.randomize(None)
         if not self._do_transform:
             return d
+        self._prepare(d)
         for key in self.key_iterator(d):
-            d[key] = self.noise(d[key], randomize=True)
+            self._noise_key(d, key)
         return d
 
 
-class SaltPepperNoised(_FixedNoised):
-    """Dictionary version of :class:`~.array.SaltPepperNoise` (same arguments after ``keys``)."""
-
-    backend = SaltPepperNoise.backend
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        amount: float = 0.05,
-        salt_vs_pepper: float = 0.5,
-        salt: float | None = None,
-        pepper: float | None = None,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.noise = SaltPepperNoise(amount, salt_vs_pepper, salt, pepper)
-
-
-class RandSaltPepperNoised(_RandNoised):
+class RandSaltPepperNoised(NoiseMapTransform):
     """Dictionary version of :class:`~.array.RandSaltPepperNoise` (same arguments after ``keys``)."""
 
     backend = RandSaltPepperNoise.backend
+    noise_class = RandSaltPepperNoise
 
     def __init__(
         self,
@@ -109,27 +95,33 @@ class RandSaltPepperNoised(_RandNoised):
         pepper: float | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, check_probability(prob))
-        self.noise = RandSaltPepperNoise(1.0, amount, salt_vs_pepper, salt, pepper)
+        super().__init__(keys, prob, allow_missing_keys, amount, salt_vs_pepper, salt, pepper)
 
 
-class SpeckleNoised(_FixedNoised):
-    """Dictionary version of :class:`~.array.SpeckleNoise` (same arguments after ``keys``)."""
+class SaltPepperNoised(RandSaltPepperNoised):
+    """Dictionary version of :class:`~.array.SaltPepperNoise` (same arguments after ``keys``)."""
 
-    backend = SpeckleNoise.backend
+    backend = SaltPepperNoise.backend
+    noise_class = SaltPepperNoise
+    fixed = True
 
     def __init__(
-        self, keys: KeysCollection, std: float = 0.1, mean: float = 0.0, allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        amount: float = 0.05,
+        salt_vs_pepper: float = 0.5,
+        salt: float | None = None,
+        pepper: float | None = None,
+        allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.noise = SpeckleNoise(std, mean)
+        super().__init__(keys, 1.0, amount, salt_vs_pepper, salt, pepper, allow_missing_keys)
 
 
-class RandSpeckleNoised(_RandNoised):
+class RandSpeckleNoised(NoiseMapTransform):
     """Dictionary version of :class:`~.array.RandSpeckleNoise` (same arguments after ``keys``)."""
 
     backend = RandSpeckleNoise.backend
+    noise_class = RandSpeckleNoise
 
     def __init__(
         self,
@@ -139,9 +131,20 @@ class RandSpeckleNoised(_RandNoised):
         mean: float = 0.0,
         allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, check_probability(prob))
-        self.noise = RandSpeckleNoise(1.0, std, mean)
+        super().__init__(keys, prob, allow_missing_keys, std, mean)
+
+
+class SpeckleNoised(RandSpeckleNoised):
+    """Dictionary version of :class:`~.array.SpeckleNoise` (same arguments after ``keys``)."""
+
+    backend = SpeckleNoise.backend
+    noise_class = SpeckleNoise
+    fixed = True
+
+    def __init__(
+        self, keys: KeysCollection, std: float = 0.1, mean: float = 0.0, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, 1.0, std, mean, allow_missing_keys)
 
 
 SaltPepperNoiseD = SaltPepperNoiseDict = SaltPepperNoised
