@@ -8,7 +8,8 @@ warm-up):
   FFT stays faster) and whether ``conv_nd(method="auto")``'s cost model picks the faster path.
 * ``memory``: peak resident memory of forward + backward of ``fft_conv`` vs a naive complex FFT convolution (complex
   ``fftn`` of the complex-cast input and kernel at the full linear size ``n + k - 1``, broadcast product
-  ``(B, C_out, C_in, *freq)`` summed over ``C_in``: the construction that ran out of GPU memory in seeds/004).
+  ``(B, C_out, C_in, *freq)`` summed over ``C_in``: the construction whose memory rules it out at the RF kernel
+  sizes of "Continuous representation of kernels used in convolutional neural networks" (Jonker)).
   Method: each measurement runs in a fresh process; after building the inputs the kernel's peak-RSS counter is
   reset (``echo 5 > /proc/self/clear_refs``), and the peak is ``VmHWM`` after the op minus ``VmRSS`` before it
   (Linux; falls back to ``ru_maxrss`` deltas elsewhere).  Inputs are excluded, autograd buffers included.
@@ -25,12 +26,11 @@ import json
 import multiprocessing as mp
 import os
 import resource
-import statistics
-import time
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from _timing import describe_machine, interleaved, medians
 
 from monai_implicit.layers.fft_conv import conv_nd, fft_conv, fft_is_faster
 from monai_implicit.layers.flexconv import FlexConv
@@ -38,14 +38,9 @@ from monai_implicit.layers.flexconv import FlexConv
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def _median_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each function, timed in interleaved rounds after one warm-up call."""
+    return {name: 1e3 * t for name, t in medians(interleaved(fns, repeats)).items()}
 
 
 def crossover(configs: list[dict], repeats: int) -> list[dict]:
@@ -58,8 +53,9 @@ def crossover(configs: list[dict], repeats: int) -> list[dict]:
         for k in cfg["kernels"]:
             w = torch.randn(c, c, *([k] * dims))
             with torch.no_grad():
-                direct = _median_ms(lambda x=x, w=w, f=CONV[dims]: f(x, w, padding="same"), repeats)
-                fft = _median_ms(lambda x=x, w=w: fft_conv(x, w, padding="same"), repeats)
+                ms = _median_ms({"direct": lambda x=x, w=w, f=CONV[dims]: f(x, w, padding="same"),
+                                 "fft": lambda x=x, w=w: fft_conv(x, w, padding="same")}, repeats)
+            direct, fft = ms["direct"], ms["fft"]
             padded = (b, c, *[s + k - 1 for s in size])
             model_fft = fft_is_faster(padded, (c, c, *([k] * dims)))
             rows.append({"kernel": k, "direct_ms": round(direct, 2), "fft_ms": round(fft, 2),
@@ -143,8 +139,8 @@ def flexconv_step(dims: int, batch: int, channels: int, size: int, repeats: int)
 
     opt_f = torch.optim.SGD(flex.parameters(), lr=1e-6)  # tiny lr: the crop stays at its initial size
     opt_p = torch.optim.SGD(plain.parameters(), lr=1e-6)
-    t_flex = _median_ms(lambda: step(flex, opt_f), repeats)
-    t_plain = _median_ms(lambda: step(plain, opt_p), repeats)
+    ms = _median_ms({"flex": lambda: step(flex, opt_f), "plain": lambda: step(plain, opt_p)}, repeats)
+    t_flex, t_plain = ms["flex"], ms["plain"]
     # with the kernel fixed, FlexConv computes the same convolution as its plain twin
     flex.eval()
     same = torch.allclose(flex.to_conv()(x), flex(x), rtol=1e-4, atol=1e-5)
@@ -183,6 +179,7 @@ def main() -> None:
     report = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "host": describe_machine(),
         "crossover": crossover(configs, args.repeats),
         "memory": [peak_memory(s, k) for s, k in mem],
         "flexconv_step": [flexconv_step(d, b, c, n, args.repeats) for d, b, c, n in steps],
@@ -191,9 +188,10 @@ def main() -> None:
     torch.manual_seed(0)
     x, w = torch.randn(4, 22, 4096), torch.randn(22, 22, 263)
     with torch.no_grad():
-        auto = _median_ms(lambda: conv_nd(x, w, padding="same"), args.repeats)
-        best = min(_median_ms(lambda m=m: conv_nd(x, w, padding="same", method=m), args.repeats)
-                   for m in ("direct", "fft"))
+        ms = _median_ms({"auto": lambda: conv_nd(x, w, padding="same"),
+                         **{m: lambda m=m: conv_nd(x, w, padding="same", method=m) for m in ("direct", "fft")}},
+                        args.repeats)
+    auto, best = ms["auto"], min(ms["direct"], ms["fft"])
     report["auto_vs_best_1d_k263"] = {"auto_ms": round(auto, 2), "best_ms": round(best, 2)}
     print(json.dumps(report, indent=1))
 

@@ -12,36 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
+from _timing import describe_machine, interleaved, medians
 
 from monai_implicit.networks.nets import HyperUNet, PlainUNet
 from monai_implicit.networks.utils import bake
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_interleaved(fns: dict[str, Callable[[], None]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Run every function once per round (round-robin) so drifts of a shared machine hit all of them alike."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():  # warm-up: allocator, oneDNN primitives, the kernel cache
-        fn()
-        _sync(device)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def bench_setting(spatial_dims: int, batch: int, size: int, features: int, kernel_size: int, repeats: int,
@@ -60,9 +38,10 @@ def bench_setting(spatial_dims: int, batch: int, size: int, features: int, kerne
 
     hyper.eval()
     baked = bake(hyper)
-    eval_times = _median_interleaved(
-        {"hyper": eval_fn(hyper), "plain": eval_fn(plain), "hyper_baked": eval_fn(baked)}, repeats, device
-    )
+    # one warm-up call each (allocator, oneDNN primitives, the kernel cache), then round-robin rounds
+    eval_times = medians(interleaved(
+        {"hyper": eval_fn(hyper), "plain": eval_fn(plain), "hyper_baked": eval_fn(baked)}, repeats, device=device
+    ))
 
     def train_fn(net: torch.nn.Module) -> Callable[[], None]:
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -74,7 +53,7 @@ def bench_setting(spatial_dims: int, batch: int, size: int, features: int, kerne
             opt.step()
         return run
 
-    train_times = _median_interleaved({"hyper": train_fn(hyper), "plain": train_fn(plain)}, repeats, device)
+    train_times = medians(interleaved({"hyper": train_fn(hyper), "plain": train_fn(plain)}, repeats, device=device))
     return {
         "input_shape": list(x.shape),
         "features": features,
@@ -106,6 +85,7 @@ def main() -> None:
     settings = [s for s in settings if s[0] in args.settings]
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     result: dict = {"torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
+                    "host": describe_machine("cuda" if torch.cuda.is_available() else None),
                     "targets": {"eval_ratio": 1.02, "train_step_ratio": 1.15}}
     for device in devices:
         result[device.type] = {}

@@ -4,7 +4,7 @@ A CT volume of 512x512x150 voxels (the LiTS in-plane size) is segmented with ``m
 (gaussian blending) by, side by side in one process:
 
 * ``hyper``: the bundle's HyperUNet as configured in ``configs/inference.json`` (eval mode: kernels sampled once and
-  cached, seeds/000 Sec. 3);
+  cached, "Hyper-Convolutions via Implicit Kernels for Medical Imaging", Sec. 3);
 * ``hyper_baked``: the same network after :func:`monai_implicit.networks.utils.bake` (what the predictor API and the
   TorchScript export run);
 * ``plain_twin``: ``PlainUNet`` with the same topology and kernel sizes;
@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from _timing import describe_machine, interleaved, machine_summary, medians
 from monai.bundle import ConfigParser
 from monai.inferers import SlidingWindowInferer
 from monai.networks.nets import UNet
@@ -55,20 +52,6 @@ def monai_unet_like(target: int, out_channels: int, depth: int) -> UNet:
         if best is None or gap < best[0]:
             best = (gap, net, channels)
     return best[1]
-
-
-def machine(device: torch.device) -> str:
-    """CPU model and core count (and the GPU when timing one): ratios differ between machines."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
-    if device.type == "cuda":
-        text += f", {torch.cuda.get_device_name(device)}"
-    return text
 
 
 def main() -> None:
@@ -108,21 +91,14 @@ def main() -> None:
     torch.manual_seed(0)
     volume = torch.rand(1, 1, *shape, device=device)
     warm = torch.rand(1, 1, *args.roi, device=device)
-    times: dict[str, list[float]] = {name: [] for name in nets}
     with torch.no_grad():
         for net in nets.values():
             net.to(device).eval()
             inferer(warm, net)  # warm-up: allocator, oneDNN primitives, cached hyper-kernels
-        for _ in range(args.repeats):
-            for name, net in nets.items():  # interleaved so that machine load affects all alike
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                inferer(volume, net)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(t) for name, t in times.items()}
+        # interleaved so that machine load affects all alike
+        times = interleaved({name: lambda net=net: inferer(volume, net) for name, net in nets.items()}, args.repeats,
+                            warmup=0, device=device)
+    median = medians(times)
     result = {
         "benchmark": "bench_lits_inference",
         "volume": list(shape),
@@ -130,7 +106,8 @@ def main() -> None:
         "sw_batch_size": args.sw_batch_size,
         "overlap": args.overlap,
         "device": str(device),
-        "machine": machine(device),
+        "machine": machine_summary(device),
+        "host": describe_machine(device),
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
         "params": {name: n_params(net) for name, net in nets.items()},

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from _timing import describe_machine, timed
 from monai.metrics import compute_hausdorff_distance
 from scipy import ndimage
 
@@ -51,16 +49,6 @@ def lesion_case(shape: tuple[int, int, int], n_lesions: int, seed: int = 0) -> t
     for _ in range(n_lesions // 4):  # false positives
         blob(pred, rng.uniform(margin, np.array(shape) - margin), rng.uniform([1, 1, 1], [4, 4, 2]))
     return pred, gt
-
-
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    value = fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), value
 
 
 def run_case(shape: tuple[int, int, int], n_lesions: int, repeats: int, lesion: bool) -> dict:
@@ -122,6 +110,7 @@ def main() -> None:
         "peers": {"hd95_max": "monai.metrics.compute_hausdorff_distance(percentile=95)",
                   "hd95_pooled": "medpy.metric.binary.hd95"},
         "timing": f"median of {args.repeats} runs after one warm-up, same process, float32 (1, 1, *shape) inputs",
+        "host": describe_machine(),
         "cases": [run_case(shape, n, args.repeats, lesion=(i == len(cases) - 1)) for i, (shape, n) in
                   enumerate(cases)],
     }

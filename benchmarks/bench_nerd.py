@@ -16,40 +16,19 @@ import argparse
 import copy
 import json
 import platform
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from _timing import describe_machine, interleaved, median_ratios, medians
 
 from monai_implicit.networks.nets import NeRDUNet, PlainUNet
 
 HEADS = ("nerdc", "nerdm")
 
 
-def interleaved(fns: dict, warmup: int, repeats: int) -> dict:
-    """Time every function once per round, round after round, so load changes hit all of them alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
 def summarise(times: dict, baseline: str) -> tuple[dict, dict]:
     """Median seconds per function and the median over rounds of its time / the baseline's time."""
-    seconds = {name: statistics.median(t) for name, t in times.items()}
-    ratios = {
-        name: statistics.median(a / b for a, b in zip(t, times[baseline]))
-        for name, t in times.items()
-        if name != baseline
-    }
-    return seconds, ratios
+    return medians(times), median_ratios(times, baseline)
 
 
 def train_step(net, opt, x, y):
@@ -89,7 +68,7 @@ def bench_case(spatial_dims: int, batch: int, size: int, classes: int, warmup: i
         nets[name].train()
         opt = torch.optim.Adam(nets[name].parameters(), lr=1e-3, weight_decay=1e-6)  # the paper's optimiser
         train[name] = train_step(nets[name], opt, x, y)
-    seconds, ratios = summarise(interleaved(train, warmup, repeats), "unet_1x1")
+    seconds, ratios = summarise(interleaved(train, repeats, warmup), "unet_1x1")
     result["train_step"] = {"seconds": seconds, "ratio_vs_unet_1x1": ratios}
 
     for net in nets.values():
@@ -99,7 +78,7 @@ def bench_case(spatial_dims: int, batch: int, size: int, classes: int, warmup: i
         evals[head] = lambda net=nets[head]: net(x)
         evals[head + "_global"] = lambda net=nets[head + "_global"]: net(x, origin, shape)
     with torch.no_grad():
-        seconds, ratios = summarise(interleaved(evals, warmup, repeats), "unet_1x1")
+        seconds, ratios = summarise(interleaved(evals, repeats, warmup), "unet_1x1")
     result["eval"] = {"seconds": seconds, "ratio_vs_unet_1x1": ratios}
 
     heads = {"conv_1x1": lambda: plain.head(feats)}
@@ -109,7 +88,7 @@ def bench_case(spatial_dims: int, batch: int, size: int, classes: int, warmup: i
         heads[head + "_cached"] = lambda h=nets[head].head: h(feats)
         heads[head + "_uncached"] = lambda h=uncached: h(feats)
     with torch.no_grad():
-        seconds, ratios = summarise(interleaved(heads, warmup, repeats), "conv_1x1")
+        seconds, ratios = summarise(interleaved(heads, repeats, warmup), "conv_1x1")
     result["head_only_eval"] = {"seconds": seconds, "ratio_vs_conv_1x1": ratios}
     result["parameters"] = {name: sum(p.numel() for p in nets[name].parameters()) for name in ("unet_1x1", *HEADS)}
     return result
@@ -128,6 +107,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),
+        "host": describe_machine(),
         "repeats": args.repeats,
         "warmup": args.warmup,
         "cases": {},

@@ -19,21 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
+from _timing import describe_machine, interleaved, medians
 from torch import nn
 
 from monai_implicit.layers.njet import NJetConv
 
 
-def _fwd_bwd(fn, x: torch.Tensor) -> float:
+def _fwd_bwd(fn, x: torch.Tensor) -> None:
     x.grad = None
-    start = time.perf_counter()
-    out = fn(x)
-    out.sum().backward()
-    return time.perf_counter() - start
+    fn(x).sum().backward()
 
 
 def main() -> None:
@@ -74,16 +70,9 @@ def main() -> None:
         for fn in cases.values():  # warm-up (allocator, oneDNN primitive caches) on a small input
             _fwd_bwd(fn, warm)
         _fwd_bwd(separable, x)
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        spent = dict.fromkeys(cases, 0.0)
-        for _ in range(args.repeats):
-            for name, fn in cases.items():
-                if times[name] and spent[name] > args.budget:
-                    continue
-                t = _fwd_bwd(fn, x)
-                times[name].append(t)
-                spent[name] += t
-        med = {name: statistics.median(v) for name, v in times.items()}
+        times = interleaved({name: lambda fn=fn: _fwd_bwd(fn, x) for name, fn in cases.items()}, args.repeats,
+                            warmup=0, budget=args.budget)
+        med = medians(times)
         results.append({
             "sigma": sigma,
             "kernel_size": k,
@@ -104,6 +93,7 @@ def main() -> None:
         "order": args.order,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "host": describe_machine(),
         "results": results,
         "target": "separable >= 5x faster than dense at sigma 2",
         "target_met": bool(at2 and at2[0]["dense_over_separable"] >= 5.0) if at2 else None,

@@ -23,21 +23,15 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import clock, describe_machine, interleaved, medians
 from monai.apps.reconstruction.transforms.array import RandomKspaceMask
 from monai.data import MetaTensor
 from monai.data.fft_utils import fftn_centered
 
 from monai_implicit.transforms import RetrospectiveUndersampled, poisson_disk_mask
-
-
-def _time(fn, *args, **kwargs) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - t0, out
 
 
 def bench_masks(size: int, accel: float, calib: int, repeats: int) -> dict:
@@ -54,16 +48,16 @@ def bench_masks(size: int, accel: float, calib: int, repeats: int) -> dict:
         sigpy_poisson(shape, accel, calib=(calib, calib), seed=10_000)  # warm-up incl. numba compilation
     ours_t, ours_acc, peer_t, peer_acc = [], [], [], []
     for r in range(repeats):
-        t, m = _time(poisson_disk_mask, shape, accel, calib, seed=r)
+        t, m = clock(poisson_disk_mask, shape, accel, calib, seed=r)
         ours_mask = m
         ours_t.append(t)
         ours_acc.append(m.size / m.sum())
         if sigpy_poisson is not None:
-            t, m = _time(sigpy_poisson, shape, accel, calib=(calib, calib), seed=r)
+            t, m = clock(sigpy_poisson, shape, accel, calib=(calib, calib), seed=r)
             peer_mask = m
             peer_t.append(t)
             peer_acc.append(m.size / np.abs(m).sum())
-    cached = [_time(poisson_disk_mask, shape, accel, calib, seed=0)[0] for _ in range(repeats)]
+    cached = [clock(poisson_disk_mask, shape, accel, calib, seed=0)[0] for _ in range(repeats)]
     # sampling density in rings of normalised radius: the two variable-density profiles should agree
     y, x = np.mgrid[: shape[0], : shape[1]]
     radius = np.hypot((y - shape[0] // 2) / (shape[0] / 2), (x - shape[1] // 2) / (shape[1] / 2))
@@ -113,14 +107,10 @@ def bench_throughput(size: int, n_slices: int, repeats: int) -> dict:
         for k in kspaces:
             monai_mask(k)
 
-    run_ours()  # warm-up (builds and caches the mask)
-    run_monai()
-    t_ours, t_monai = [], []
-    for _ in range(repeats):
-        t_ours.append(_time(run_ours)[0])
-        t_monai.append(_time(run_monai)[0])
-    ours_sps = n_slices / statistics.median(t_ours)
-    monai_sps = n_slices / statistics.median(t_monai)
+    # one warm-up call each (ours builds and caches the mask), then interleaved rounds
+    times = medians(interleaved({"ours": run_ours, "monai": run_monai}, repeats))
+    ours_sps = n_slices / times["ours"]
+    monai_sps = n_slices / times["monai"]
     return {
         "slice": [size, size],
         "n_slices": n_slices,
@@ -148,6 +138,7 @@ def main() -> None:
         "numpy": np.__version__,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "host": describe_machine(),
         "poisson_mask": bench_masks(size, 8.0, 24 if size >= 128 else 8, repeats),
         "undersampling_throughput": bench_throughput(size, 50 if args.quick else 200, repeats),
     }
