@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import monai_implicit.transforms as T
-from monai_implicit.bundles.masking import MaskedDiceCELoss
 from monai_implicit.kernels.gaussian_derivatives import GaussianDerivativeBasis
 from monai_implicit.kernels.hyper import HyperKernel
 from monai_implicit.kernels.magnet import MAGNetKernel
@@ -18,7 +17,7 @@ from monai_implicit.layers.ckconv import CKConv
 from monai_implicit.layers.flexconv import FlexConv
 from monai_implicit.layers.hyperconv import HyperConv
 from monai_implicit.layers.njet import NJetConv
-from monai_implicit.losses import alias_free_penalty
+from monai_implicit.losses import MaskedDiceCELoss, alias_free_penalty
 from monai_implicit.losses.localization import DualLocalizationLoss
 from monai_implicit.networks.nets import CKCNN, FlexUNet, HyperUNet, NJetUNet
 from monai_implicit.networks.nets.hyperunet import FlatCNN

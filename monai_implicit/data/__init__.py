@@ -1,7 +1,8 @@
 """Synthetic datasets written in the layouts real datasets use (MSD / LiTS / WMH), slices of the MNI152 template
-(real anatomy shipped by nilearn), layout converters, and the dataset fingerprint with the training plan derived
-from it (self-configuration)."""
+(real anatomy shipped by nilearn), layout converters, checked datalists (:mod:`monai_implicit.data.datalist`), and the
+dataset fingerprint with the training plan derived from it (self-configuration)."""
 
+from .datalist import ensure_dataset, ensure_layout_dataset, image_datalist, load_datalist, train_val_split
 from .fingerprint import (
     CPU_VOXEL_BUDGET,
     FINGERPRINT_FILE,

@@ -1,9 +1,10 @@
 """A synthetic left-atrium MRI dataset in the Medical Segmentation Decathlon Task02_Heart layout.
 
-The NeRD paper's second experiment segments the left atrium (LA) in 3D cardiac MRI (seeds/001 Sec. 3.1, Table 2;
-the N-Jet U-Net bundle uses the same task).  MSD Task02_Heart is that data (the 2013 LA segmentation challenge,
-bSSFP MRI at 1.25 x 1.25 x 1.37 mm, labels 0 background / 1 left atrium).  It cannot ship with the package, so
-:func:`make_la_like_dataset` writes small phantoms with the same *format*:
+The NeRD paper's second experiment segments the left atrium (LA) in 3D cardiac MRI ("NeRD: Neural Representation of
+Distribution for Medical Image Segmentation", Sec. 3.1, Table 2; the N-Jet U-Net bundle uses the same task). MSD
+Task02_Heart is that data (the 2013 LA segmentation challenge, bSSFP MRI at 1.25 x 1.25 x 1.37 mm, labels 0 background /
+1 left atrium). It cannot ship with the package, so :func:`make_la_like_dataset` writes small phantoms with the same
+*format*:
 
 * MSD layout: ``imagesTr/la_NNN.nii.gz``, ``labelsTr/la_NNN.nii.gz`` and a ``dataset.json`` readable by
   ``monai.data.load_decathlon_datalist``;
@@ -24,16 +25,16 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
+from monai.config import PathLike
 from scipy import ndimage
 
-from monai_implicit.data.lits import _as_triple, _save_nifti, _smooth_field
+from monai_implicit.data.lits import _as_triple, _centred_axes, _save_nifti, _smooth_field
 
 __all__ = ["LA_LABELS", "make_la_like_case", "make_la_like_dataset"]
 
 #: label values of MSD Task02_Heart
 LA_LABELS = {"0": "background", "1": "left atrium"}
 
-PathLike = Union[str, os.PathLike]
 
 # bSSFP-like magnitudes relative to blood
 _INTENSITY = {"fat": 0.85, "muscle": 0.30, "lung": 0.04, "myocardium": 0.28, "blood": 1.0, "bone": 0.45}
@@ -76,8 +77,7 @@ def make_la_like_case(
     if labelled_vein_mm < 0:
         raise ValueError(f"labelled_vein_mm must be >= 0, got {labelled_vein_mm}.")
     rng = np.random.default_rng(seed)
-    shape = tuple(max(8, int(round(f / s))) for f, s in zip(fov, spacing_t))
-    axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2) * s for n, s in zip(shape, spacing_t)]
+    shape, axes = _centred_axes(fov, spacing_t)
     coords = np.meshgrid(*axes, indexing="ij")
     x, y, z = coords
 

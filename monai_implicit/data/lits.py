@@ -29,14 +29,16 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+from monai.config import PathLike
 from scipy import ndimage
+
+from monai_implicit.utils import check_positive_int
 
 __all__ = ["LITS_LABELS", "make_lits_like_case", "make_lits_like_dataset", "lits_datalist"]
 
 #: label values of LiTS and MSD Task03_Liver
 LITS_LABELS = {"0": "background", "1": "liver", "2": "cancer"}
 
-PathLike = Union[str, os.PathLike]
 
 
 def _as_triple(value: Union[float, Sequence[float]], name: str) -> tuple[float, float, float]:
@@ -44,6 +46,13 @@ def _as_triple(value: Union[float, Sequence[float]], name: str) -> tuple[float, 
     if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"{name} must be a positive number or three positive numbers, got {value!r}.")
     return values  # type: ignore[return-value]
+
+
+def _centred_axes(fov: Sequence[float], spacing: Sequence[float]) -> tuple[tuple[int, ...], list[np.ndarray]]:
+    """The shape of the voxel grid covering ``fov`` mm at ``spacing`` mm (at least 8 voxels per axis) and, per axis,
+    the physical coordinates (mm) of its voxel centres, centred on the volume."""
+    shape = tuple(max(8, int(round(f / s))) for f, s in zip(fov, spacing))
+    return shape, [(np.arange(n, dtype=np.float32) - (n - 1) / 2) * s for n, s in zip(shape, spacing)]
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
@@ -115,8 +124,7 @@ def make_lits_like_case(
     fov = _as_triple(fov_mm, "fov_mm")
     if noise_hu is not None and not (np.isfinite(noise_hu) and noise_hu >= 0):
         raise ValueError(f"noise_hu must be a finite number >= 0 (or None), got {noise_hu}.")
-    if isinstance(max_tumours, bool) or not isinstance(max_tumours, int) or max_tumours < 1:
-        raise ValueError(f"max_tumours must be an integer >= 1, got {max_tumours!r}.")
+    check_positive_int(max_tumours, "max_tumours")
     for name, (lo, hi) in (("tumour_diameter_mm", tumour_diameter_mm), ("tumour_contrast_hu", tumour_contrast_hu)):
         if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
             raise ValueError(f"{name} must be a range (low, high) with 0 < low <= high, got {(lo, hi)!r}.")
@@ -127,9 +135,8 @@ def make_lits_like_case(
     else:
         spacing_t = _as_triple(spacing, "spacing")
     noise = float(rng.uniform(10.0, 25.0)) if noise_hu is None else float(noise_hu)
-    shape = tuple(max(8, int(round(f / s))) for f, s in zip(fov, spacing_t))
     # physical coordinates (mm) of the voxel centres, centred on the volume; RAS: +x patient's right, +y anterior
-    axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2) * s for n, s in zip(shape, spacing_t)]
+    shape, axes = _centred_axes(fov, spacing_t)
     x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
     fx, fy, fz = fov
     rough_sigma = 12.0 / min(spacing_t)  # ~12 mm correlation: lobulated outlines, not noisy ones
@@ -290,8 +297,7 @@ def make_lits_like_dataset(
         fov_mm, spacing, noise_hu: see :func:`make_lits_like_case`.
         overwrite: replace an existing dataset.json; otherwise an existing dataset raises FileExistsError.
     """
-    if isinstance(num_cases, bool) or not isinstance(num_cases, int) or num_cases < 1:
-        raise ValueError(f"num_cases must be a positive integer, got {num_cases!r}.")
+    check_positive_int(num_cases, "num_cases")
     out = Path(out_dir)
     if (out / "dataset.json").exists() and not overwrite:
         raise FileExistsError(f"{out / 'dataset.json'} already exists; pass overwrite=True to replace the dataset.")

@@ -10,7 +10,7 @@ background exactly 0. :func:`load_mni152_template` reads that file through
 An average brain is smoother than a single subject's, so it is real anatomy but an easier image than a scan.
 
 :func:`make_mni152_dataset` writes slices in the layout of :func:`~monai_implicit.data.make_phantom_dataset`
-(MSD-like, read by ``monai.data.load_decathlon_datalist`` / :func:`monai_implicit.bundles.load_datalist`)::
+(MSD-like, read by ``monai.data.load_decathlon_datalist`` / :func:`monai_implicit.data.load_datalist`)::
 
     out/imagesTr/mni152_axial_z025.nii.gz    training and validation slices: float32 (H, W) 2D NIfTI
     out/imagesTs/mni152_axial_z101.nii.gz    test slices

@@ -1,11 +1,12 @@
 """Smooth brain-like 2D MR magnitude phantoms for CS-MRI reconstruction, written as a NIfTI dataset.
 
 The hyper-convolution paper reconstructs 256x256 T1-weighted brain slices from 8x Poisson-disk undersampled k-space
-(seeds/000 Sec. 4.3).  Real brain MRI cannot ship with the package, so :func:`make_brain_phantom` draws axial
-slices with the structure that matters to reconstruction: T1-like contrast between scalp fat (bright), skull
-(dark), cerebrospinal fluid (dark), grey matter (grey) and white matter (bright); a folded grey/white boundary with
-sulci; lateral ventricles and deep grey nuclei; a smooth coil-sensitivity (bias) field; partial-volume blurring and
-a low noise floor (Rician, as magnitude images have).  Every slice has its own anatomy, pose and size.
+("Hyper-Convolutions via Implicit Kernels for Medical Imaging", Sec. 4.3). Real brain MRI cannot ship with the package,
+so :func:`make_brain_phantom` draws axial slices with the structure that matters to reconstruction: T1-like contrast
+between scalp fat (bright), skull (dark), cerebrospinal fluid (dark), grey matter (grey) and white matter (bright); a
+folded grey/white boundary with sulci; lateral ventricles and deep grey nuclei; a smooth coil-sensitivity (bias) field;
+partial-volume blurring and a low noise floor (Rician, as magnitude images have). Every slice has its own anatomy, pose
+and size.
 
 :func:`make_phantom_dataset` writes them in an MSD-like layout read by ``monai.data.load_decathlon_datalist``::
 
@@ -22,11 +23,11 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
+from monai.config import PathLike
 from scipy import ndimage
 
 __all__ = ["PHANTOM_INTENSITIES", "make_brain_phantom", "make_phantom_dataset"]
 
-PathLike = Union[str, os.PathLike]
 
 #: T1-weighted relative intensities of the phantom tissues (before bias field, blur and noise)
 PHANTOM_INTENSITIES = {"fat": 0.95, "skull": 0.08, "csf": 0.18, "grey": 0.55, "white": 0.82, "nuclei": 0.62}

@@ -1,4 +1,7 @@
-"""Simulated single-channel ultrasound RF lines with micro-bubble positions (seeds/004 Sec. 2.3, 3.4).
+"""Simulated single-channel ultrasound RF lines with micro-bubble positions.
+
+The data model of "Continuous representation of kernels used in convolutional neural networks" (Jonker, BSc
+thesis, Sec. 2.3, 3.4).
 
 Each line is the sum of the echoes of a few micro-bubbles at random depths: a Gaussian-modulated sinusoid
 (:func:`scipy.signal.gausspulse`) centred on the bubble's sample with a random amplitude and phase polarity, plus
@@ -21,11 +24,11 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+from monai.config import PathLike
 from scipy.signal import gausspulse
 
 __all__ = ["simulate_rf_line", "make_rf_dataset", "RF_DEFAULTS"]
 
-PathLike = Union[str, os.PathLike]
 
 #: sampling frequency, pulse centre frequency (Hz), fractional bandwidth and line length of the default simulation
 RF_DEFAULTS = {"fs": 62.5e6, "fc": 1.7e6, "bw": 0.6, "length": 1024}

@@ -1,9 +1,10 @@
 """A synthetic dataset in the WMH segmentation challenge layout, and a datalist builder for the real layout.
 
-The NeRD paper evaluates white-matter-hyperintensity (WMH) segmentation on the MICCAI 2017 WMH challenge data
-(seeds/001 Sec. 3.1): T1 and FLAIR brain MRI from three sites, 3 mm slices, manual labels where 1 is WMH and 2 is
-"other pathology" (infarcts, cavities...), which the challenge ignores in every metric.  The data cannot ship with
-the package, so :func:`make_wmh_like_dataset` writes small phantoms in the same *format and layout*:
+The NeRD paper evaluates white-matter-hyperintensity (WMH) segmentation on the MICCAI 2017 WMH challenge data ("NeRD:
+Neural Representation of Distribution for Medical Image Segmentation", Sec. 3.1): T1 and FLAIR brain MRI from three
+sites, 3 mm slices, manual labels where 1 is WMH and 2 is "other pathology" (infarcts, cavities...), which the challenge
+ignores in every metric. The data cannot ship with the package, so :func:`make_wmh_like_dataset` writes small phantoms
+in the same *format and layout*:
 
 * challenge layout: ``<root>/<site>/<subject>/pre/T1.nii.gz``, ``pre/FLAIR.nii.gz`` (co-registered, same grid) and
   ``<root>/<site>/<subject>/wmh.nii.gz`` (uint8 0/1/2);
@@ -29,9 +30,11 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+from monai.config import PathLike
 from scipy import ndimage
 
-from monai_implicit.data.lits import _as_triple, _save_nifti, _smooth_field
+from monai_implicit.data.lits import _as_triple, _centred_axes, _save_nifti, _smooth_field
+from monai_implicit.utils import check_option, check_positive_int
 
 __all__ = ["WMH_LABELS", "WMH_SITES", "make_wmh_like_case", "make_wmh_like_dataset", "wmh_datalist", "wmh_subjects"]
 
@@ -41,7 +44,6 @@ WMH_LABELS = {"0": "background", "1": "white matter hyperintensity", "2": "other
 #: the challenge's sites and their voxel sizes (x, y, z) in mm
 WMH_SITES = {"Utrecht": (0.96, 0.96, 3.0), "Singapore": (1.0, 1.0, 3.0), "GE3T": (1.2, 0.98, 3.0)}
 
-PathLike = Union[str, os.PathLike]
 
 # tissue intensities (T1, FLAIR) in arbitrary scanner units, before the per-site gain
 _TISSUE = {
@@ -85,8 +87,7 @@ def make_wmh_like_case(
         ``t1`` float32 ``(X, Y, Z)``, ``flair`` float32 ``(X, Y, Z)``, ``label`` uint8 ``(X, Y, Z)`` with values
         0/1/2, ``affine`` (4, 4) float64 (RAS, millimetres).
     """
-    if site not in WMH_SITES:
-        raise ValueError(f"site must be one of {tuple(WMH_SITES)}, got {site!r}.")
+    check_option(site, WMH_SITES, "site")
     fov = _as_triple(fov_mm, "fov_mm")
     spacing_t = _as_triple(WMH_SITES[site] if spacing is None else spacing, "spacing")
     if noise < 0:
@@ -97,8 +98,7 @@ def make_wmh_like_case(
     if not 0.0 <= other_pathology_prob <= 1.0:
         raise ValueError(f"other_pathology_prob must be in [0, 1], got {other_pathology_prob}.")
     rng = np.random.default_rng(seed)
-    shape = tuple(max(8, int(round(f / s))) for f, s in zip(fov, spacing_t))
-    axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2) * s for n, s in zip(shape, spacing_t)]
+    shape, axes = _centred_axes(fov, spacing_t)
     coords = np.meshgrid(*axes, indexing="ij")
     x, y, z = coords
     # the slab is a band of axial slices through the ventricles; a head is ~15% longer than wide
@@ -217,8 +217,7 @@ def make_wmh_like_dataset(
         fov_mm, noise: see :func:`make_wmh_like_case`.
         overwrite: replace an existing dataset.json; otherwise an existing dataset raises FileExistsError.
     """
-    if isinstance(num_cases, bool) or not isinstance(num_cases, int) or num_cases < 1:
-        raise ValueError(f"num_cases must be a positive integer, got {num_cases!r}.")
+    check_positive_int(num_cases, "num_cases")
     if isinstance(sites, str) or len(sites) == 0 or any(s not in WMH_SITES for s in sites):
         raise ValueError(f"sites must be a non-empty sequence of names from {tuple(WMH_SITES)}, got {sites!r}.")
     out = Path(out_dir)

@@ -34,7 +34,7 @@ from monai.transforms.transform import MapTransform, Transform
 from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
-from monai_implicit.transforms.kspace.array import kspace_to_image
+from monai_implicit.transforms.kspace.fft import kspace_to_image
 
 __all__ = [
     "L1_WAVELET_LAMDA",

@@ -1,4 +1,8 @@
-"""Ignite handler that logs the learned scales of N-Jet layers during training (seeds/003 Fig. 5b, Fig. 10)."""
+"""Ignite handler that logs the learned scales of N-Jet layers during training.
+
+The scale curves of "Resolution learning in deep convolutional networks using scale-space theory" (Pintea, Tömen
+et al., Fig. 5b, Fig. 10).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Analytic alias-free regulariser of MAGNet kernels (Romero, Bruintjes et al., seeds/002 Sec. 3.3, Appx. A.1-A.2,
-Eqs. 21-27; REFERENCE.md Sec. 3).
+"""Analytic alias-free regulariser of MAGNet kernels ("FlexConv: Continuous Kernel Convolutions with Differentiable
+Kernel Sizes", Romero, Bruintjes et al., Sec. 3.3, Appx. A.1-A.2, Eqs. 21-27).
 
 A MAGNet is a linear combination of products of Gabor filters, so its highest frequency along axis ``d`` is bounded
 by the sum over its ``L' = L + 1`` Gabor filters of ``max_i (|W_{g,l,i,d}| + sigma_cut gamma_{l,i,d}) / 2 pi``
@@ -64,7 +64,7 @@ def alias_free_penalty(net: nn.Module, sigma_cut: float = 2.0, include_mask: boo
     Raises:
         ValueError: if ``net`` has no continuous-kernel layer with a MAGNet kernel (a silent zero would hide a
             misconfigured model), or a FlexConv uses another kernel family (no analytic frequency bound exists for
-            SIRENs, seeds/002 Sec. 3.3).
+            SIRENs, FlexConv paper Sec. 3.3).
     """
     sigma_cut = check_number(sigma_cut, "sigma_cut", low=0.0, low_open=True)
     terms = []

@@ -1,4 +1,6 @@
-"""Dual localisation loss: Gaussian-blurred L1 plus Dice (Blanken et al. via seeds/004 Sec. 3.4, Fig. 5).
+"""Dual localisation loss: Gaussian-blurred L1 plus Dice (Blanken et al., as used in
+"Continuous representation of kernels used in convolutional neural networks", Jonker, BSc thesis, Sec. 3.4,
+Fig. 5).
 
 Micro-bubble targets are single samples; an L1 loss on them alone punishes a detection one sample off as hard as a
 miss.  Blurring prediction and target with ``G(x) = exp(-alpha x^2)`` turns them into soft labels (the L1 term),
@@ -35,7 +37,7 @@ def gaussian_blur_kernel(alpha: float, cutoff: float = 1e-3, dtype: torch.dtype 
 
 
 class DualLocalizationLoss(_Loss):
-    """``eps1 * L1(G * p, G * t) + eps2 * Dice(p, t)`` for 1D, 2D or 3D localisation maps (seeds/004 Sec. 3.4).
+    """``eps1 * L1(G * p, G * t) + eps2 * Dice(p, t)`` for 1D, 2D or 3D localisation maps (Jonker thesis Sec. 3.4).
 
     ``G`` is the separable Gaussian ``exp(-alpha x^2)`` applied along every spatial axis with zero padding (so a
     target at the border is not favoured).  The defaults are the thesis's (alpha 0.1, eps1 1, eps2 1.6).

@@ -1,22 +1,25 @@
 """Deployment and analysis utilities for networks containing implicit convolutions.
 
-* :func:`bake` turns a trained implicit network into an ordinary one (zero inference overhead, TorchScript-able).
-* :func:`kernel_smoothness` is the per-layer average absolute Laplacian of the kernels (seeds/000 Sec. 5, Fig. 10).
-* :func:`plot_kernels` draws a few kernels per layer with their smoothness (seeds/000 Fig. 10).
+* :func:`bake` turns a trained implicit network into an ordinary one (zero inference overhead, TorchScript-able);
+  :class:`BakeForExport` wraps a network so that ``python -m monai.bundle ckpt_export`` scripts its baked copy.
+* :func:`kernel_smoothness` is the per-layer average absolute Laplacian of the kernels ("Hyper-Convolutions via
+  Implicit Kernels for Medical Imaging", Sec. 5, Fig. 10).
+* :func:`plot_kernels` draws a few kernels per layer with their smoothness (same paper, Fig. 10).
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from typing import Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
+from monai.config import PathLike
 from torch import nn
 
 from monai_implicit.layers.implicit_conv import ImplicitConv
 
-__all__ = ["bake", "conv_layers", "kernel_smoothness", "plot_kernels"]
+__all__ = ["bake", "BakeForExport", "conv_layers", "kernel_smoothness", "plot_kernels"]
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -50,6 +53,46 @@ def bake(net: nn.Module) -> nn.Module:
         parent = baked.get_submodule(parent_name) if parent_name else baked
         setattr(parent, child, module.to_conv())
     return baked
+
+
+class BakeForExport(nn.Module):
+    """Wrap an implicit network so that loading uses its keys and scripting exports its baked copy.
+
+    ``python -m monai.bundle ckpt_export`` instantiates ``net_id`` from the config, loads the checkpoint into it with
+    ignite's ``Checkpoint.load_objects`` and calls ``torch.jit.script``.  An implicit network cannot be scripted as it
+    is (its kernels are computed by Python properties), but its :func:`bake`-d copy can, and it computes the same
+    eval-mode output.  The wrapper loads checkpoints exactly like the wrapped network (same state-dict keys) and hands
+    the baked copy to ``torch.jit.script`` through the ``__prepare_scriptable__`` hook, so a bundle config only
+    needs::
+
+        "network_export": {"_target_": "monai_implicit.networks.utils.BakeForExport", "network": "@network_def"}
+
+    and ``python -m monai.bundle ckpt_export network_export --ckpt_file models/model.pt ...``.
+
+    Args:
+        network: the network as defined for training (e.g. a HyperUNet).
+
+    ``forward`` runs the wrapped network (shapes are those of ``network``); ``torch.jit.script(wrapper)`` returns
+    the script of ``bake(network.eval())``.
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(network, nn.Module):
+            raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}.")
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
+        return self.network.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        return self.network.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        return bake(self.network.eval())
 
 
 def conv_layers(net: nn.Module, include_plain: bool = True) -> list[tuple[str, nn.Module]]:
@@ -94,7 +137,7 @@ def _laplacian_interior(kernels: torch.Tensor) -> Optional[torch.Tensor]:
 
 
 def kernel_smoothness(net: nn.Module, include_plain: bool = True) -> dict[str, float]:
-    """Average absolute Laplacian of the kernels of every convolution layer (seeds/000 Sec. 5, Fig. 10).
+    """Average absolute Laplacian of the kernels of every convolution layer (hyper-convolution paper, Sec. 5, Fig. 10).
 
     For each layer with kernels ``(C_out, C_in, *k)`` the discrete Laplacian of every ``C_out * C_in`` kernel is
     evaluated on its interior taps (no padding, so boundary effects do not count) and the absolute values are
@@ -119,13 +162,13 @@ def kernel_smoothness(net: nn.Module, include_plain: bool = True) -> dict[str, f
 
 def plot_kernels(
     net: nn.Module,
-    path: Union[str, os.PathLike],
+    path: PathLike,
     n_kernels: int = 8,
     layers: Optional[Sequence[str]] = None,
     include_plain: bool = True,
     seed: int = 0,
 ) -> str:
-    """Write a PNG with ``n_kernels`` randomly chosen kernels per layer, one row per layer (seeds/000 Fig. 10).
+    """Write a PNG with ``n_kernels`` randomly chosen kernels per layer, one row per layer (hyper-conv. paper Fig. 10).
 
     2D kernels are drawn as images, 3D kernels as their central slice along the last axis, 1D kernels as curves.
     Each row is labelled with the layer name and its :func:`kernel_smoothness`.  Needs matplotlib (the ``all``

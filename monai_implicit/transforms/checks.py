@@ -10,8 +10,10 @@ bodies and image/label grid mismatches.
   (drop-in replacements of MONAI's ``LoadImage`` / ``LoadImaged``) re-raise read errors as :class:`ImageReadError`
   naming the file, and check finiteness right after reading.
 * A label on another grid than its image (other shape or affine) trains to completion, misaligned.
-  :func:`check_same_grid` (used on the NIfTI headers by :func:`monai_implicit.bundles.load_datalist`) and
+  :func:`check_same_grid` (used on the NIfTI headers by :func:`monai_implicit.data.load_datalist`) and
   :class:`CheckSameGridd` (on loaded MetaTensors) refuse it, naming both files.
+* A label map with an unexpected class silently corrupts one-hot encoding and the loss: :class:`CheckLabelValuesd`
+  refuses it, naming the file and the values.
 
 Transforms return their input unchanged; MONAI conventions (array and dictionary versions, ``D`` / ``Dict``
 aliases).
@@ -51,6 +53,9 @@ __all__ = [
     "CheckSameGridd",
     "CheckSameGridD",
     "CheckSameGridDict",
+    "CheckLabelValuesd",
+    "CheckLabelValuesD",
+    "CheckLabelValuesDict",
 ]
 
 
@@ -279,6 +284,45 @@ class CheckSameGridd(MapTransform):
         return d
 
 
+class CheckLabelValuesd(MapTransform):
+    """Raise a ValueError naming the file when a label holds values outside ``allowed`` (MONAI dictionary transform).
+
+    A label map with an unexpected class (e.g. a dataset with a separate vessel label, or a probability map saved
+    as a label) would otherwise silently corrupt one-hot encoding and the loss.  Place it right after loading.
+
+    Args:
+        keys: label keys; each value is a tensor / array of any shape (MetaTensor: its ``filename_or_obj`` is used
+            in the message).
+        allowed: the admissible label values (``(0, 1, 2)`` for background / liver / tumour).
+        allow_missing_keys: do not raise if a key is absent.
+
+    Returns the data unchanged.
+    """
+
+    def __init__(self, keys: KeysCollection, allowed: Sequence[int], allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(allowed) == 0:
+            raise ValueError("allowed must list at least one label value.")
+        self.allowed = tuple(sorted(float(a) for a in allowed))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value = d[key]
+            values = torch.unique(torch.as_tensor(value)) if isinstance(value, torch.Tensor) else np.unique(value)
+            values = [float(v) for v in values]
+            unexpected = [v for v in values if v not in self.allowed]
+            if unexpected:
+                name = getattr(value, "meta", {}).get("filename_or_obj", None) or d.get(f"{key}_meta_dict", {}).get(
+                    "filename_or_obj", "<in memory>"
+                )
+                raise ValueError(
+                    f"{key} {name!r} has values {unexpected[:10]} outside the expected classes {list(self.allowed)}."
+                )
+        return d
+
+
 CheckFiniteD = CheckFiniteDict = CheckFinited
 CheckedLoadImageD = CheckedLoadImageDict = CheckedLoadImaged
 CheckSameGridD = CheckSameGridDict = CheckSameGridd
+CheckLabelValuesD = CheckLabelValuesDict = CheckLabelValuesd

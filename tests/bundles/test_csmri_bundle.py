@@ -20,9 +20,9 @@ import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
 
 import monai_implicit.bundles
-from monai_implicit.bundles import latest_checkpoint
-from monai_implicit.bundles.dense_predictor import DensePredictor, load_bundle
+from monai_implicit.bundles import DensePredictor
 from monai_implicit.data.phantoms import make_brain_phantom
+from monai_implicit.handlers import latest_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "hyperunet_csmri"
@@ -123,7 +123,8 @@ def test_inference_writes_nifti_and_predictor_agrees(trained):
     inputs = sorted((trained / "data" / "mni152_brain" / "imagesTs").glob("*.nii.gz"))
     outputs = sorted((trained / "eval" / "reconstructions").glob("*_recon.nii.gz"))
     assert len(inputs) == len(outputs) == 2
-    predictor = load_bundle(trained, device="cpu", config_file=CONFIGS / "inference.json", **NET, **INFER)
+    predictor = monai_implicit.bundles.load(trained, device="cpu", config_file=CONFIGS / "inference.json",
+                                            **NET, **INFER)
     assert isinstance(predictor, DensePredictor)
     # the package-wide entry point returns the same dense predictor (not a label map)
     generic = monai_implicit.bundles.load(trained, "cpu", CONFIGS / "inference.json", **NET, **INFER)
@@ -143,8 +144,8 @@ def test_inference_writes_nifti_and_predictor_agrees(trained):
     assert tuple(small.shape) == (27, 41) and torch.allclose(torch.as_tensor(large), 250.0 * small, rtol=1e-4)
     # zero-filled magnitude inputs through the Python API (input_kind override)
     zero_filled = np.abs(ifft_c(fft_c(image.numpy()) * _bundle_mask((27, 41), calib=4))).astype(np.float32)
-    zf_predictor = load_bundle(trained, device="cpu", config_file=CONFIGS / "inference.json",
-                               input_kind="zero_filled", **NET, **INFER)
+    zf_predictor = monai_implicit.bundles.load(trained, device="cpu", config_file=CONFIGS / "inference.json",
+                                            input_kind="zero_filled", **NET, **INFER)
     assert tuple(zf_predictor.predict(zero_filled).shape) == (27, 41)
     with pytest.raises(ValueError, match="single-channel"):
         predictor.predict(torch.zeros(2, 32, 32))
@@ -219,8 +220,7 @@ def test_bad_dataset_dir(tmp_path):
 
 
 def test_residual_reconstruction_starts_at_the_input():
-    from monai_implicit.bundles.reconstruction import ResidualReconstruction
-    from monai_implicit.networks.nets import HyperUNet
+    from monai_implicit.networks.nets import HyperUNet, ResidualReconstruction
     from monai_implicit.networks.utils import bake
 
     inner = HyperUNet(2, 1, 1, features=4, depth=2, input_features=4, n_l=8, dropout=0.0)
@@ -362,7 +362,7 @@ def test_hdf5_kspace_with_affine_and_fastmri_column_mask(bundles, tmp_path):
 def test_bad_kspace_files_are_named(tmp_path, monkeypatch):
     from monai.utils import OptionalImportError
 
-    from monai_implicit.bundles.reconstruction import read_kspace_file, read_mask_file
+    from monai_implicit.transforms.kspace.io import read_kspace_file, read_mask_file
 
     good = np.ones((8, 6), np.complex64)
     cases = {

@@ -15,7 +15,7 @@ import pytest
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.transforms import Compose
 
-from monai_implicit.bundles import load_datalist
+from monai_implicit.data import load_datalist
 from monai_implicit.metrics import BOUNDED_LESION_METRICS
 from monai_implicit.transforms import CheckedLoadImaged, GridMismatchError, ImageReadError, NonFiniteImageError
 

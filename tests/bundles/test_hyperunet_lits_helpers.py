@@ -10,14 +10,10 @@ from ignite.engine import Engine
 from monai.data import MetaTensor
 from monai.handlers import CheckpointSaver
 
-from monai_implicit.bundles import (
-    AtomicCheckpointSaver,
-    CheckLabelValuesd,
-    ensure_dataset,
-    image_datalist,
-    latest_checkpoint,
-    select_channels,
-)
+from monai_implicit.bundles import select_channels
+from monai_implicit.data import ensure_dataset, image_datalist
+from monai_implicit.handlers import AtomicCheckpointSaver, latest_checkpoint
+from monai_implicit.transforms import CheckLabelValuesd
 
 
 def _engine_with(saver, epochs: int = 1) -> Engine:
@@ -114,3 +110,29 @@ def test_select_channels():
         select_channels(5)(out)
     with pytest.raises(ValueError, match="index"):
         select_channels(-1)
+
+
+def test_moved_names_resolve_with_a_deprecation_warning():
+    """Names that left ``monai_implicit.bundles`` still work from old configs, warning with their new home."""
+    import importlib
+
+    import monai_implicit.bundles as bundles
+    from monai_implicit.data import load_datalist
+    from monai_implicit.losses import MaskedDiceCELoss
+    from monai_implicit.transforms import IgnoreLabeld, LoadKspaced
+
+    with pytest.warns(DeprecationWarning, match=r"bundles.load_datalist moved to monai_implicit.data.datalist"):
+        assert bundles.load_datalist is load_datalist
+    with pytest.warns(DeprecationWarning, match="monai_implicit.transforms.checks.CheckLabelValuesd"):
+        assert bundles.CheckLabelValuesd is CheckLabelValuesd
+    masking = importlib.import_module("monai_implicit.bundles.masking")  # a former config's "$import ..."
+    with pytest.warns(DeprecationWarning, match="monai_implicit.losses.masked.MaskedDiceCELoss"):
+        assert masking.MaskedDiceCELoss is MaskedDiceCELoss
+    with pytest.warns(DeprecationWarning, match="monai_implicit.transforms.labels.IgnoreLabeld"):
+        assert bundles.masking.IgnoreLabeld is IgnoreLabeld
+    with pytest.warns(DeprecationWarning, match="monai_implicit.transforms.kspace.io.LoadKspaced"):
+        assert bundles.reconstruction.LoadKspaced is LoadKspaced
+    with pytest.raises(AttributeError, match="no 'nothing'"):
+        bundles.masking.nothing  # noqa: B018
+    with pytest.raises(AttributeError):
+        bundles.nothing  # noqa: B018

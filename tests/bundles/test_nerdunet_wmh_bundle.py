@@ -21,9 +21,10 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.losses import DiceCELoss
 
 import monai_implicit.bundles
-from monai_implicit.bundles import latest_checkpoint
-from monai_implicit.bundles.masking import IgnoreLabeld, MaskedDiceCELoss
-from monai_implicit.bundles.multimodal import MultiModalPredictor, load_multimodal
+from monai_implicit.bundles import MultiModalPredictor
+from monai_implicit.handlers import latest_checkpoint
+from monai_implicit.losses import MaskedDiceCELoss
+from monai_implicit.transforms import IgnoreLabeld
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "nerdunet_wmh"
@@ -177,7 +178,8 @@ def test_inference_and_predictor_agree(trained):
     wf.run()
     wf.finalize()
     subjects = monai_implicit.data.wmh_subjects(data)
-    predictor = load_multimodal(trained, device="cpu", config_file=CONFIGS / "inference.json", **{**NET, **DATA})
+    predictor = monai_implicit.bundles.load(trained, device="cpu", config_file=CONFIGS / "inference.json",
+                                            **{**NET, **DATA})
     assert isinstance(predictor, MultiModalPredictor) and predictor.in_channels == 2
     # the package-wide entry point dispatches to the multi-modal predictor for a 2-channel network
     generic = monai_implicit.bundles.load(trained, "cpu", CONFIGS / "inference.json", **{**NET, **DATA})

@@ -7,6 +7,7 @@ what is tested is the predictor's input handling, which does not depend on the w
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -16,8 +17,7 @@ import torch
 from monai.bundle import ConfigParser
 
 import monai_implicit.bundles
-from monai_implicit.bundles.dense_predictor import DensePredictor
-from monai_implicit.bundles.multimodal import MultiModalPredictor
+from monai_implicit.bundles import DensePredictor, MultiModalPredictor
 from monai_implicit.transforms import ImageReadError, NonFiniteImageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,3 +150,20 @@ def test_multimodal_predictor_checks_every_modality(tmp_path):
     with pytest.raises(ValueError, match="FLAIR_2d.nii.gz"):
         predictor.predict([t1, flat])
     assert tuple(predictor.predict([t1, t1]).shape) == (1, 40, 44, 4)
+
+
+def test_bundle_archive_loads_like_its_folder(tmp_path):
+    """``load`` takes a ``.zip`` of a bundle (in one top-level folder, as ``monai.bundle`` zips it)."""
+    root = tmp_path / "njetunet_la"
+    folder = _load("njetunet_la", LA, root)
+    (root / "configs").mkdir()
+    for name in ("inference.json", "metadata.json"):
+        shutil.copy(_config("njetunet_la").parent / name, root / "configs" / name)
+    archive = shutil.make_archive(str(tmp_path / "la_bundle"), "zip", root_dir=tmp_path, base_dir="njetunet_la")
+    zipped = monai_implicit.bundles.load(archive, "cpu", **LA)
+    assert zipped.extracted is not None and Path(zipped.extracted.name, "njetunet_la", "configs").is_dir()
+    volume = torch.from_numpy(np.random.default_rng(4).random((40, 36, 3)).astype(np.float32))
+    assert torch.equal(torch.as_tensor(zipped.predict(volume)), torch.as_tensor(folder.predict(volume)))
+    empty = shutil.make_archive(str(tmp_path / "not_a_bundle"), "zip", root_dir=root / "models")
+    with pytest.raises(ValueError, match=r"not_a_bundle.zip' has no configs/ folder"):
+        monai_implicit.bundles.load(empty, "cpu")

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_implicit.bundles import train_val_split
+from monai_implicit.data import train_val_split
 
 
 def _datalist(tmp_path, n_train, n_val=0):

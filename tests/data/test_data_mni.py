@@ -14,9 +14,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_implicit.bundles import load_datalist
 from monai_implicit.data import (
     MNI152_SHAPE,
+    load_datalist,
     load_mni152_template,
     make_mni152_dataset,
     make_phantom_dataset,

@@ -204,7 +204,8 @@ def test_exact_checkpoint_names(tmp_path):
     (tmp_path / "checkpoint_epoch=95.pt").mkdir()
     assert [n for n, _ in epoch_checkpoints(tmp_path)] == [3, 11]
     assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint_epoch=11.pt")
-    assert monai_implicit.bundles.latest_checkpoint(tmp_path) == latest_checkpoint(tmp_path)
+    with pytest.warns(DeprecationWarning, match="monai_implicit.handlers.checkpoints.latest_checkpoint"):
+        assert monai_implicit.bundles.latest_checkpoint(tmp_path) == latest_checkpoint(tmp_path)  # the old name
     assert latest_checkpoint(tmp_path / "missing") is None and epoch_checkpoints(tmp_path / "missing") == []
 
 
@@ -361,7 +362,7 @@ def test_argument_checks(tmp_path):
 
 
 def test_predictor_names_corrupt_model_file(tmp_path):
-    """The bundles' predictor load path (load_trained_network) reports a truncated models/model.pt by name."""
+    """The bundles' predictor (``monai_implicit.bundles.load``) reports a truncated models/model.pt by name."""
     bundle = Path(__file__).resolve().parents[2] / "bundles" / "njetunet_la"
     (tmp_path / "configs").mkdir()
     for name in ("inference.json", "metadata.json"):
@@ -369,4 +370,4 @@ def test_predictor_names_corrupt_model_file(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "model.pt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointReadError, match=r"models/model\.pt .*truncated or corrupt"):
-        monai_implicit.bundles.predictor.load_trained_network(tmp_path, device="cpu")
+        monai_implicit.bundles.load(tmp_path, device="cpu")

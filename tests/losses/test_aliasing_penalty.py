@@ -1,4 +1,4 @@
-"""alias_free_penalty against its formula (seeds/002 Eqs. 21-27) computed here with NumPy loops."""
+"""alias_free_penalty against its formula (FlexConv paper, Eqs. 21-27) computed here with NumPy loops."""
 
 from __future__ import annotations
 

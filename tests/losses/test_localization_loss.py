@@ -1,4 +1,8 @@
-"""Dual localisation loss (seeds/004 Sec. 3.4) against a direct NumPy computation."""
+"""Dual localisation loss against a direct NumPy computation.
+
+The loss of "Continuous representation of kernels used in convolutional neural networks" (Jonker, BSc thesis,
+Sec. 3.4).
+"""
 
 import numpy as np
 import pytest

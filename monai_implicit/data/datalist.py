@@ -1,8 +1,12 @@
-"""Dataset preparation and checks shared by the bundles: embedded synthetic data, datalist checks, label checks.
+"""Datalists: the embedded synthetic dataset or a dataset in its own layout, checked datalists and their split.
 
 A bundle run must fail early, naming the offending file, when its data is wrong, instead of failing deep inside a
-DataLoader worker (or worse, training on wrong labels).  These helpers are what the bundles' ``initialize`` and
-transform chains call.
+DataLoader worker (or worse, training on wrong labels).  These helpers are what the bundles' configs call:
+
+* :func:`ensure_dataset`: the datalist of an MSD-layout folder, generating the bundle's embedded synthetic data;
+* :func:`ensure_layout_dataset`: the same for a folder in a dataset's own layout (e.g. the WMH challenge's
+  per-subject folders), converted by a datalist builder such as :func:`monai_implicit.data.wmh_datalist`;
+* :func:`load_datalist`, :func:`train_val_split`, :func:`image_datalist`: checked datalists.
 """
 
 from __future__ import annotations
@@ -10,27 +14,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
+from monai.config import PathLike
 from monai.data import load_decathlon_datalist, partition_dataset
 from monai.data.utils import AFFINE_TOL
-from monai.transforms import MapTransform
 
 from monai_implicit.transforms.checks import ImageReadError, check_same_grid
 
-__all__ = [
-    "ensure_dataset", "load_datalist", "train_val_split", "image_datalist",
-    "CheckLabelValuesd", "CheckLabelValuesD", "CheckLabelValuesDict",
-]
+__all__ = ["ensure_dataset", "ensure_layout_dataset", "load_datalist", "train_val_split", "image_datalist"]
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, os.PathLike]
 
 
 def _same_path(a: PathLike, b: PathLike) -> bool:
@@ -96,6 +94,51 @@ def _ensure(
     raise FileNotFoundError(
         f"dataset_dir {str(folder)!r} has no {datalist_name} (MSD layout: imagesTr/, labelsTr/, {datalist_name}).{hint}"
     )
+
+
+def ensure_layout_dataset(
+    dataset_dir: PathLike,
+    synthetic_dir: PathLike,
+    generator: Callable[..., Any],
+    converter: Callable[[PathLike, PathLike], Any],
+    converted_datalist: PathLike,
+    real_data_hint: str = "",
+    datalist_name: str = "dataset.json",
+    **generator_kwargs: Any,
+) -> str:
+    """Return the path of a datalist for ``dataset_dir``, generating or converting it when needed.
+
+    * ``dataset_dir`` holds ``datalist_name``, or is the embedded ``synthetic_dir``: as :func:`ensure_dataset` (the
+      synthetic data is generated with ``generator(dataset_dir, overwrite=True, **generator_kwargs)`` when missing
+      and ``real_data_hint`` is logged);
+    * otherwise ``converter(dataset_dir, converted_datalist)`` writes a datalist of the folder's own layout (its
+      errors, which name what is missing, are raised with ``real_data_hint`` appended) and that path is returned.
+
+    Args:
+        dataset_dir: the dataset folder given by the user.
+        synthetic_dir: the bundle's embedded-data folder.
+        generator: writes the synthetic dataset (and its datalist).
+        converter: ``converter(folder, out_file)`` writes a datalist for the folder's layout.
+        converted_datalist: where the converted datalist goes (e.g. ``<bundle>/data/wmh_datalist.json``).
+        real_data_hint: how to point the bundle at real data (logged / appended to errors).
+        datalist_name: name of a datalist inside ``dataset_dir``.
+
+    Returns:
+        The absolute path of the datalist.
+    """
+    folder = Path(dataset_dir).expanduser()
+    if _same_path(folder, synthetic_dir) or (folder / datalist_name).is_file():
+        return ensure_dataset(dataset_dir, synthetic_dir, generator, real_data_hint, datalist_name, **generator_kwargs)
+    hint = f" {real_data_hint}" if real_data_hint else ""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset_dir {str(folder)!r} does not exist or is not a folder.{hint}")
+    try:
+        out = converter(folder, converted_datalist)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}{hint}") from e
+    out = Path(out if out is not None else converted_datalist)
+    logger.info(f"wrote the datalist of {folder} to {out}.")
+    return str(out.resolve())
 
 
 def _check_readable(path: str) -> Optional[tuple[tuple[int, ...], np.ndarray]]:
@@ -177,47 +220,6 @@ def load_datalist(
                         check_same_grid(image_grid[0], image_grid[1], image_path, label_grid[0], label_grid[1],
                                         label_path, affine_tol)
     return items
-
-
-class CheckLabelValuesd(MapTransform):
-    """Raise a ValueError naming the file when a label holds values outside ``allowed`` (MONAI dictionary transform).
-
-    A label map with an unexpected class (e.g. a dataset with a separate vessel label, or a probability map saved
-    as a label) would otherwise silently corrupt one-hot encoding and the loss.  Place it right after loading.
-
-    Args:
-        keys: label keys; each value is a tensor / array of any shape (MetaTensor: its ``filename_or_obj`` is used
-            in the message).
-        allowed: the admissible label values (``(0, 1, 2)`` for background / liver / tumour).
-        allow_missing_keys: do not raise if a key is absent.
-
-    Returns the data unchanged.
-    """
-
-    def __init__(self, keys: KeysCollection, allowed: Sequence[int], allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if len(allowed) == 0:
-            raise ValueError("allowed must list at least one label value.")
-        self.allowed = tuple(sorted(float(a) for a in allowed))
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            value = d[key]
-            values = torch.unique(torch.as_tensor(value)) if isinstance(value, torch.Tensor) else np.unique(value)
-            values = [float(v) for v in values]
-            unexpected = [v for v in values if v not in self.allowed]
-            if unexpected:
-                name = getattr(value, "meta", {}).get("filename_or_obj", None) or d.get(f"{key}_meta_dict", {}).get(
-                    "filename_or_obj", "<in memory>"
-                )
-                raise ValueError(
-                    f"{key} {name!r} has values {unexpected[:10]} outside the expected classes {list(self.allowed)}."
-                )
-        return d
-
-
-CheckLabelValuesD = CheckLabelValuesDict = CheckLabelValuesd
 
 
 def train_val_split(

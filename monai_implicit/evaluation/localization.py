@@ -1,41 +1,35 @@
-"""Bundle helpers for 1D localisation (RF micro-bubble detection, seeds/004 Sec. 4): threshold tuning and outputs.
+"""Tuning the detection threshold of a 1D localisation network (RF micro-bubble detection).
 
-The thesis scores a localisation network by the F1 of the peaks of its output above a threshold ``phi_th`` within a
-tolerance ``t_tol`` of the true bubbles, and tunes ``phi_th`` on the training data (seeds/004 Sec. 4, Fig. 11).
+"Continuous representation of kernels used in convolutional neural networks" (Jonker, BSc thesis, Sec. 4, Fig. 11)
+scores a localisation network by the F1 of the peaks of its output above a threshold ``phi_th`` within a tolerance
+``t_tol`` of the true bubbles, and tunes ``phi_th`` on the training data.
 
-* :func:`sweep_localization_threshold` runs the trained network once per line and scores every candidate
-  threshold from the same outputs (CSV + the chosen threshold as JSON next to the model);
-* :func:`read_threshold` reads that JSON back (inference uses the tuned threshold when there is one);
-* :class:`SaveLocalizationsd` writes, per line, the probability line as ``.npy`` and the detected positions as CSV.
+* :func:`sweep_localization_threshold` runs the trained network once per line and scores every candidate threshold
+  from the same outputs (CSV + the chosen threshold as JSON next to the model);
+* :func:`read_threshold` reads that JSON back (inference uses the tuned threshold when there is one).
+
+The per-line outputs of inference are written by :class:`monai_implicit.transforms.SaveLocalizationsd`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
-from monai.transforms import MapTransform
+from monai.config import PathLike
 
-from monai_implicit.metrics.localization import (
-    compute_localization_counts,
-    find_signal_peaks,
-    localization_metrics_from_counts,
-)
+from monai_implicit.evaluation.reports import write_table
+from monai_implicit.metrics import compute_localization_counts, localization_metrics_from_counts
 
-__all__ = ["sweep_localization_threshold", "read_threshold", "SaveLocalizationsd", "SaveLocalizationsD",
-           "SaveLocalizationsDict"]
+__all__ = ["sweep_localization_threshold", "read_threshold"]
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, os.PathLike]
 
 
 def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
@@ -107,11 +101,7 @@ def sweep_localization_threshold(
     logger.info(f"threshold sweep over {len(datalist)} lines: best threshold {best['threshold']} "
                 f"(mean F1 {best['f1']:.4f} at tolerance {tolerance}).")
     if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(output_dir) / "threshold_sweep.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_table(Path(output_dir) / "threshold_sweep.csv", rows)
     if threshold_file is not None:
         path = Path(threshold_file)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,65 +128,3 @@ def read_threshold(threshold_file: PathLike, default: float) -> float:
     if not np.isfinite(value):
         raise ValueError(f"{str(path)!r} holds a non-finite threshold {value}.")
     return value
-
-
-class SaveLocalizationsd(MapTransform):
-    """Write the probability line and the detected positions of every prediction (dictionary transform).
-
-    For an item whose ``key`` holds scores ``(1, L)`` in [0, 1] (a MetaTensor with ``filename_or_obj`` meta data,
-    e.g. ``rf_0003.npy``), writes to ``output_dir``:
-
-    * ``rf_0003_prob.npy``: float32 ``(1, L)``, the scores;
-    * ``rf_0003_bubbles.csv``: ``position,score`` rows, the peaks ``>= threshold`` (seeds/004 Sec. 4), with
-      positions in samples from the start of the line.
-
-    Args:
-        keys: the prediction key(s).
-        output_dir: destination folder (created).
-        threshold: minimum peak height ``phi_th``.
-        min_distance: optional minimum separation of peaks in samples.
-        save_probabilities: also write the ``_prob.npy`` file.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        output_dir: PathLike,
-        threshold: float = 0.5,
-        min_distance: Optional[int] = None,
-        save_probabilities: bool = True,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if not np.isfinite(threshold):
-            raise ValueError(f"threshold must be a finite number, got {threshold!r}.")
-        self.output_dir = Path(output_dir)
-        self.threshold = float(threshold)
-        self.min_distance = min_distance
-        self.save_probabilities = save_probabilities
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            pred = d[key]
-            scores = np.asarray(pred.detach().cpu() if isinstance(pred, torch.Tensor) else pred, dtype=np.float32)
-            if scores.ndim != 2 or scores.shape[0] != 1:
-                raise ValueError(f"{key} must be a single-channel line (1, L), got shape {tuple(scores.shape)}.")
-            name = getattr(pred, "meta", {}).get("filename_or_obj", None)
-            if not name:
-                raise ValueError(f"{key} has no 'filename_or_obj' meta data to name the output files after.")
-            stem = Path(str(name)).name
-            for suffix in (".gz", ".npy", ".nii", ".npz"):
-                stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if self.save_probabilities:
-                np.save(self.output_dir / f"{stem}_prob.npy", scores)
-            peaks = find_signal_peaks(scores[0], self.threshold, self.min_distance)
-            with open(self.output_dir / f"{stem}_bubbles.csv", "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["position", "score"])
-                writer.writerows([int(p), f"{scores[0, p]:.6f}"] for p in peaks)
-        return d
-
-
-SaveLocalizationsD = SaveLocalizationsDict = SaveLocalizationsd
