@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from scipy.fft import next_fast_len
 
+from monai_implicit.layers import autotune
 from monai_implicit.utils import check_option, check_positive_int
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "conv_nd",
     "fft_is_faster",
     "select_method",
+    "choose_method",
     "same_padding",
     "pad_for_conv",
     "padded_conv",
@@ -277,11 +279,12 @@ def conv_nd(
     groups: int = 1,
     method: str = "auto",
 ) -> torch.Tensor:
-    """``F.conv{1,2,3}d`` or :func:`fft_conv`, whichever :func:`fft_is_faster` predicts to be cheaper.
+    """``F.conv{1,2,3}d`` or :func:`fft_conv`, whichever is faster (:func:`choose_method`).
 
     Args:
         input, weight, bias, stride, padding, dilation, groups: as :func:`fft_conv`.
-        method: ``"auto"`` (cost model), ``"direct"`` (``F.conv*d``) or ``"fft"``.
+        method: ``"auto"`` (measured once per configuration, or the cost model :func:`fft_is_faster` when
+            :mod:`~monai_implicit.layers.autotune` does not measure), ``"direct"`` (``F.conv*d``) or ``"fft"``.
 
     Returns:
         ``(B, C_out, *out)``, identical (to float rounding) whichever method runs.
@@ -298,7 +301,8 @@ def conv_nd(
             f"kernel extent {tuple(k)} (after dilation) is larger than the padded input {tuple(n)}; "
             "use padding='same' or a larger input."
         )
-    if select_method(method, (*input.shape[:2], *n), weight.shape, stride_t, dilation_t, groups) == "fft":
+    padding_t = tuple(left for left, _ in pads) if all(left == right for left, right in pads) else padding
+    if choose_method(method, input, weight, stride_t, padding_t, dilation_t, groups) == "fft":
         return fft_conv(input, weight, bias, stride_t, padding, dilation_t, groups)
     return CONV_FUNCTIONS[dims](input, weight, bias, stride_t, padding, dilation_t, groups)
 
@@ -326,6 +330,51 @@ def select_method(
         return method
     k = [d * (s - 1) + 1 for s, d in zip(weight_shape[2:], dilation)]
     return "fft" if fft_is_faster(padded_shape, (*weight_shape[:2], *k), groups, stride) else "direct"
+
+
+def choose_method(
+    method: str,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Sequence[int],
+    padding: Union[str, Sequence[int]],
+    dilation: Sequence[int],
+    groups: int = 1,
+) -> str:
+    """``"direct"`` or ``"fft"`` for correlating ``x`` with ``weight``: ``method`` itself unless it is ``"auto"``,
+    then the faster of the two measured on these tensors (:func:`~monai_implicit.layers.autotune.choose`, forward and
+    backward when a gradient is needed, cached per shapes, dtype, device and arguments), or the cost model
+    :func:`select_method` when measuring is off.
+
+    Args:
+        method: ``"auto"``, ``"direct"`` or ``"fft"`` (already validated).
+        x: ``(B, C_in, *n)``, before the convolution's own ``padding``.
+        weight: ``(C_out, C_in // groups, *k)``.
+        stride, dilation: one int per axis.
+        padding: the zero padding both paths apply (one int per axis, or ``"same"``/``"valid"``).
+        groups: convolution groups.
+    """
+    pads = _resolve_padding(padding, weight.shape[2:], dilation, stride)
+    padded = (*x.shape[:2], *(s + left + right for s, (left, right) in zip(x.shape[2:], pads)))
+    modelled = select_method(method, padded, weight.shape, stride, dilation, groups)
+    if method != "auto" or not autotune.can_measure():
+        return modelled
+    k = [d * (s - 1) + 1 for s, d in zip(weight.shape[2:], dilation)]
+    valid = [max(n - kk + 1, 0) for n, kk in zip(padded[2:], k)]
+    work = padded[0] * weight.shape[0] * weight.shape[1] * math.prod(weight.shape[2:]) * math.prod(
+        -(-v // s) for v, s in zip(valid, stride)
+    )
+    direct = CONV_FUNCTIONS[weight.ndim - 2]
+    xt = x.detach().requires_grad_(x.requires_grad)
+    wt = weight.detach().requires_grad_(weight.requires_grad)
+    grad = torch.is_grad_enabled() and (xt.requires_grad or wt.requires_grad)
+    key = ("conv", tuple(x.shape), tuple(weight.shape), tuple(stride), tuple(pads), tuple(dilation), groups,
+           str(x.dtype), str(x.device), grad)
+    candidates = {
+        "direct": autotune.with_backward(lambda: direct(xt, wt, None, stride, padding, dilation, groups), [xt, wt]),
+        "fft": autotune.with_backward(lambda: fft_conv(xt, wt, None, stride, padding, dilation, groups), [xt, wt]),
+    }
+    return autotune.choose(key, candidates, modelled, work=work, device=x.device)
 
 
 def pad_for_conv(

@@ -27,10 +27,10 @@ from monai_implicit.layers.fft_conv import (
     CONV_FUNCTIONS,
     CONV_METHODS,
     PADDING_MODES,
+    choose_method,
     fft_conv,
     pad_for_conv,
     same_padding,
-    select_method,
 )
 from monai_implicit.utils import check_option, check_positive_int
 
@@ -180,14 +180,13 @@ class ImplicitConv(nn.Module):
         """Pad and correlate ``x`` with ``weight`` (default :attr:`weight`) and add the bias.
 
         The direct or the FFT convolution, as :attr:`conv_method` says (``"auto"``: by
-        :func:`~monai_implicit.layers.fft_conv.select_method`).  A family overrides this only for another execution
-        path of the same result (N-Jet's separable path).
+        :func:`~monai_implicit.layers.fft_conv.choose_method`: measured once per shape, or the cost model).  A family
+        overrides this only for another execution path of the same result (N-Jet's separable path).
         """
         if weight is None:
             weight = self.weight
         x, padding = self.pad_input(x, weight.shape[2:])
-        padded = (*x.shape[:2], *(n + 2 * p for n, p in zip(x.shape[2:], padding)))
-        method = select_method(self.conv_method, padded, weight.shape, self.stride, self.dilation, self.groups)
+        method = choose_method(self.conv_method, x, weight, self.stride, padding, self.dilation, self.groups)
         conv = fft_conv if method == "fft" else CONV_FUNCTIONS[self.spatial_dims]
         return conv(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 

@@ -15,9 +15,11 @@ Differences from the authors' 2D code, which matter for medical volumes:
   never exceeds ``max_kernel_size`` and never collapses to a delta;
 * alphas are initialised so the initial filters have the variance of a plain convolution of the same kernel size
   (the authors use N(0, 1) without fan-in scaling), and the layer has a bias;
-* two execution paths with the same result, picked by estimated cost: the dense kernel (an ordinary
-  convolution) and the separable path (per-axis 1D Gaussian-derivative convolutions shared between basis
-  filters, then a 1x1 convolution mixing them by alpha), which is far cheaper for large sigma in 3D.
+* two execution paths with the same result: the dense kernel (an ordinary convolution) and the separable path
+  (per-axis 1D Gaussian-derivative filters shared between basis filters as a tree, each a matrix product with a
+  banded matrix, then one matrix product mixing them by alpha), far cheaper for large sigma in 3D.  ``path="auto"``
+  times both once per input shape and kernel size and keeps the faster (:mod:`monai_implicit.layers.autotune`;
+  the cost model :meth:`NJetConv.estimated_costs` decides when timing is off).
 """
 
 from __future__ import annotations
@@ -26,23 +28,23 @@ import math
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from monai_implicit.kernels.gaussian_derivatives import GaussianDerivativeBasis
 from monai_implicit.kernels.hyper import conv_init_variance
-from monai_implicit.layers.fft_conv import CONV_FUNCTIONS
+from monai_implicit.layers import autotune
 from monai_implicit.layers.implicit_conv import ImplicitConv
 from monai_implicit.utils import check_number, check_option
 
 __all__ = ["NJetConv", "NJET_PATHS", "sigmas", "njet_param_groups"]
 
 NJET_PATHS = ("auto", "dense", "separable")
-# the separable path is memory-bound on CPU (block-Toeplitz GEMMs a few times the ideal multiply-adds, plus the
-# reshuffling of F * C_in maps), while a dense convolution runs near peak: per ideal multiply-add it is ~10x slower
-# (benchmarks/bench_njet.py, 64^3, 16 -> 16 channels, order 2, 2 idle CPU cores: separable 2.15x faster than dense
-# at sigma 1 and 7.7x at sigma 2, against estimated multiply-add ratios of 22 and 73)
-_SEPARABLE_OVERHEAD = 10.0
+# time per multiply-add of the separable path (GEMMs with a short inner dimension, memory-bound mixing) over that of
+# a dense oneDNN convolution: ~3 on 2 shared AVX-512 cores (64^3, 16 -> 16 channels, order 2, forward + backward).
+# Only the fallback when the choice is not measured (see monai_implicit.layers.autotune).
+_SEPARABLE_OVERHEAD = 3.0
+# outputs per band matrix on long axes: bounds the multiply-adds spent on the band's zeros
+_BLOCK = 16
 
 
 class NJetConv(ImplicitConv):
@@ -78,7 +80,10 @@ class NJetConv(ImplicitConv):
         spacing: optional physical voxel size (one value or one per axis); sigma is then in that unit and the
             kernel is anisotropic in voxels.
         init: ``"fan_in"`` or ``"he"``: the plain-convolution variance the initial filters match.
-        path: ``"auto"`` (cheapest by estimated cost), ``"dense"`` or ``"separable"``; both give the same result.
+        path: ``"auto"`` (the faster, measured once per configuration by :mod:`~monai_implicit.layers.autotune`,
+            or by the cost model when measuring is off: ``MONAI_IMPLICIT_AUTOTUNE=0``,
+            ``autotune.set_enabled(False)``, deterministic mode, TorchScript), ``"dense"`` or ``"separable"``; both
+            give the same result to float rounding, and every padding mode, stride, dilation and groups runs on both.
 
     Shapes:
         ``(B, C_in, *spatial) -> (B, C_out, *ceil(spatial / stride))``; ``weight``: ``(C_out, C_in / groups, *k)``.
@@ -196,83 +201,104 @@ class NJetConv(ImplicitConv):
         return torch.einsum("oif,f...->oi...", self.alpha, basis)
 
     # ------------------------------------------------------------ execution
-    def _cost(self, x: torch.Tensor, kernel_size: Sequence[int]) -> tuple[float, float]:
-        """Estimated multiply-adds of the dense and of the separable path for input ``x``."""
-        batch, spatial = x.shape[0], list(x.shape[2:])
-        out = [math.ceil(s / st) for s, st in zip(spatial, self.stride)]
-        c_in, c_out, groups, n = self.in_channels, self.out_channels, self.groups, self.order
-        dense = batch * c_out * (c_in // groups) * math.prod(kernel_size) * math.prod(out)
-        separable = 0.0
+    def estimated_costs(self, x: torch.Tensor, kernel_size: Sequence[int]) -> tuple[float, float]:
+        """Cost model: multiply-adds of the dense path and of the separable path (times its overhead) for ``x``."""
+        batch, c_in, spatial = x.shape[0], self.in_channels, list(x.shape[2:])
+        pads = [left for left, _ in self.padding_for(kernel_size)]
         sizes = list(spatial)
-        for d in reversed(range(1, self.spatial_dims)):  # every axis but the first, on C_in maps per prefix
-            sizes[d] = out[d]
-            prefixes = math.comb(n + self.spatial_dims - d, self.spatial_dims - d)
-            separable += batch * c_in * prefixes * kernel_size[d] * math.prod(sizes)
-        separable += batch * c_out * (c_in // groups) * self.basis.num_filters * math.prod(sizes)  # alpha mix
-        separable += batch * c_out * (n + 1) * kernel_size[0] * math.prod(out)  # first axis on C_out maps
+        separable = 0.0
+        for d in reversed(range(self.spatial_dims)):  # maps after axis d: prefixes of the remaining axes
+            maps = math.comb(self.order + self.spatial_dims - d, self.spatial_dims - d)
+            l_out, per_row = _axis_work(sizes[d], kernel_size[d], self.stride[d], self.dilation[d], pads[d])
+            separable += batch * c_in * maps * per_row * math.prod(sizes[:d] + sizes[d + 1:])
+            sizes[d] = l_out
+        separable += batch * self.basis.num_filters * c_in * self.out_channels * math.prod(sizes)  # alpha mix
+        dense = batch * self.out_channels * (c_in // self.groups) * math.prod(kernel_size) * math.prod(sizes)
         return float(dense), float(separable) * _SEPARABLE_OVERHEAD
 
     def use_separable(self, x: torch.Tensor) -> bool:
-        """Whether the forward pass on ``x`` takes the separable path (``path`` or the cheaper estimate)."""
+        """Whether the forward pass on ``x`` takes the separable path: ``path``, or for ``"auto"`` the faster path
+        measured once per configuration (:func:`~monai_implicit.layers.autotune.choose`), or the cost model
+        :meth:`estimated_costs` when measuring is off."""
         if self.path != "auto":
             return self.path == "separable"
-        dense, separable = self._cost(x, self.kernel_shape())
-        return separable < dense
+        kernel_size = self.kernel_shape()
+        dense, separable = self.estimated_costs(x, kernel_size)
+        default = "separable" if separable < dense else "dense"
+        if not autotune.can_measure():
+            return default == "separable"
+        xt = x.detach().requires_grad_(x.requires_grad)
+        params = [p for p in self.parameters() if p.requires_grad]
+        grad = torch.is_grad_enabled() and (xt.requires_grad or bool(params))
+        key = (type(self).__name__, tuple(x.shape), str(x.dtype), str(x.device), self.out_channels, self.order,
+               tuple(kernel_size), self.stride, self.dilation, self.groups, self.padding_mode, grad)
+        candidates = {
+            "dense": autotune.with_backward(lambda: ImplicitConv.conv_forward(self, xt), [xt, *params]),
+            "separable": autotune.with_backward(lambda: self._separable_forward(xt), [xt, *params]),
+        }
+        work = min(dense, separable / _SEPARABLE_OVERHEAD)
+        return autotune.choose(key, candidates, default, work=work, device=x.device) == "separable"
 
     def _separable_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Separable path: 1D filters on every axis but the first, alpha mix, then the first axis.
+        """Separable path: 1D Gaussian-derivative filters along every axis, shared like a tree, then the alpha mix.
 
-        Basis filter ``(n_0, ..., n_{D-1})`` is the outer product of 1D derivatives, so the 1D responses are
-        shared between basis filters along a prefix tree.  Mixing by alpha *before* the first axis leaves
-        ``(order + 1) * C_out`` maps to filter instead of ``F * C_in``:
-        ``y_o = sum_{n_0} g_{n_0} * (sum_{c, rest} alpha[o, c, (n_0, rest)] y_{c, rest})``.
+        Basis filter ``(n_0, ..., n_{D-1})`` is the outer product of 1D derivatives (N-Jet paper, Eq. 3), so the
+        response to every basis filter is obtained by filtering the last axis with all orders ``0..N``, then the
+        previous axis of each of those maps with the orders that keep the total ``<= N``, and so on: ``F`` maps per
+        input channel for ``sum_d (maps before axis d) * k_d`` multiply-adds per voxel instead of ``F prod(k)``.
+        One matrix product then mixes the ``F * C_in`` maps into ``C_out`` channels with the alphas.
+
+        Every axis filter is one matrix product with a banded matrix (:func:`_band_matrix`) whose rows hold the
+        shifted 1D kernels of all orders: it writes the filtered axis, with the order, in front of the others, so
+        the next axis is always the contiguous one and no step transposes its input.
         """
         d_total, n_max = self.spatial_dims, self.order
         tables = self.basis.factors(self.sigma.to(self.alpha.dtype))
-        # zeros are left to the per-axis filters (N-Jet kernels are odd: the zero padding is symmetric)
+        # zeros are left to the band matrices (N-Jet kernels are odd: the zero padding is symmetric)
         x, padding = self.pad_input(x, [t.shape[1] for t in tables])
-        pads = [(p, p) for p in padding]
-        batch, c_in = x.shape[:2]
-        # state (P, B * C_in, *S): one map per derivative prefix, prefixes sorted by total order.  Every step
-        # filters the *last* spatial axis and writes it back as the *first*, so each step works on a contiguous
-        # last axis and, once axes D-1..1 are done, the layout is (a_1, ..., a_{D-1}, a_0).
-        state = x.reshape(1, batch * c_in, *x.shape[2:])
-        prefixes: list[tuple[int, ...]] = [()]
+        batch = x.shape[0]
+        # one contiguous map per derivative prefix (orders of the axes filtered so far); the last axis is the next to
+        # filter.  Start: (B, C_in, L_0, ..., L_{D-1}); after the step on axis d: (L_d', ..., L_{D-1}', B, C_in,
+        # L_0, ..., L_{d-1}).  Separate maps (no concatenation) keep every product free of copies.
+        maps: list[tuple[tuple[int, ...], torch.Tensor]] = [((), x)]
         for d in reversed(range(1, d_total)):
-            totals = [sum(p) for p in prefixes]
-            pieces: dict[int, list[tuple[torch.Tensor, list[tuple[int, ...]]]]] = {}
-            for t in sorted(set(totals)):
-                first, last = totals.index(t), len(totals) - totals[::-1].index(t)
-                n_sel = n_max - t + 1
-                out = _axis_filter(state[first:last], tables[d][:n_sel], self.stride[d], self.dilation[d], pads[d])
-                # unbind rather than out[n]: its backward is one stack, not one zero-filled tensor per slice
-                for n, piece in enumerate(out.unbind(0)):  # out: (n_sel, G, M, L_out, *other axes)
-                    pieces.setdefault(t + n, []).append((piece, [(n,) + p for p in prefixes[first:last]]))
-            ordered = [piece for total in sorted(pieces) for piece in pieces[total]]
-            state = torch.cat([piece for piece, _ in ordered], 0) if len(ordered) > 1 else ordered[0][0]
-            prefixes = [name for _, names in ordered for name in names]
+            maps = [
+                ((n,) + prefix, piece)
+                for prefix, m in maps
+                for n, piece in enumerate(self._filter_axis(m, tables[d][: n_max - sum(prefix) + 1], d, padding))
+            ]
+        # first axis, then the alpha mix of every basis response straight into the output:
+        # y (L_0' ... L_{D-1}' B, C_out) = sum_f response_f (..., C_in) @ mix_f (C_in, C_out)
         order_index = {c: i for i, c in enumerate(self.basis.orders)}
-        rest = state.shape[2:]
-        ones = [1] * d_total
-        per_group = c_in // self.groups
-        mixed = []
-        for n in range(n_max + 1):
-            count = sum(1 for p in prefixes if sum(p) <= n_max - n)  # a leading slice: prefixes are sorted
-            idx = torch.tensor([order_index[(n,) + p] for p in prefixes[:count]], device=self.alpha.device)
-            y = state[:count].reshape(count, batch, c_in, *rest)
-            if self.groups == 1:  # (B, P * C_in): a view when B == 1
-                feats = y.movedim(1, 0).reshape(batch, count * c_in, *rest)
-                w = self.alpha[:, :, idx].transpose(1, 2).reshape(self.out_channels, count * c_in, *ones)
-            else:  # groups split the input channels, so C_in must be the major index
-                feats = y.permute(1, 2, 0, *range(3, 3 + len(rest))).reshape(batch, c_in * count, *rest)
-                w = self.alpha[:, :, idx].reshape(self.out_channels, per_group * count, *ones)
-            mixed.append(CONV_FUNCTIONS[d_total](feats, w, None, 1, 0, 1, self.groups))
-        z = torch.stack(mixed, 0).reshape(n_max + 1, batch * self.out_channels, *rest)
-        out = _axis_filter(z, tables[0], self.stride[0], self.dilation[0], pads[0], reduce=True)
-        out = out.reshape(batch, self.out_channels, *out.shape[1:])
+        mix = self._mixing_matrices()
+        out: Optional[torch.Tensor] = None
+        for prefix, m in maps:
+            for n, piece in enumerate(self._filter_axis(m, tables[0][: n_max - sum(prefix) + 1], 0, padding)):
+                weight = mix[order_index[(n,) + prefix]]
+                piece = piece.reshape(-1, self.in_channels)
+                out = piece @ weight if out is None else out.addmm_(piece, weight)
+        assert out is not None
+        spatial = [(s + 2 * p - (self.dilation[i] * (t.shape[1] - 1) + 1)) // self.stride[i] + 1
+                   for i, (s, p, t) in enumerate(zip(x.shape[2:], padding, tables))]
+        out = out.reshape(*spatial, batch, self.out_channels).movedim(-2, 0).movedim(-1, 1).contiguous()
         if self.bias is not None:
-            out = out + self.bias.reshape(1, -1, *ones)
+            out = out + self.bias.reshape(1, -1, *([1] * d_total))
         return out
+
+    def _filter_axis(self, m: torch.Tensor, table: torch.Tensor, d: int, padding: Sequence[int]) -> list[torch.Tensor]:
+        """Filter the last axis of ``m`` with every row of ``table`` (:func:`_axis_filter`): one map per row, of
+        shape ``(L_d', *m.shape[:-1])``, contiguous."""
+        out = _axis_filter(m.reshape(-1, m.shape[-1]), table, self.stride[d], self.dilation[d], padding[d])
+        return [piece.reshape(piece.shape[0], *m.shape[:-1]) for piece in out]
+
+    def _mixing_matrices(self) -> torch.Tensor:
+        """``(F, C_in, C_out)``: the alphas of basis filter ``f`` as a matrix (block-diagonal over the groups)."""
+        if self.groups == 1:
+            return self.alpha.permute(2, 1, 0)
+        g = self.groups
+        alpha = self.alpha.reshape(g, self.out_channels // g, self.in_channels // g, -1)
+        eye = torch.eye(g, dtype=alpha.dtype, device=alpha.device)
+        return torch.einsum("gocf,gh->fgcho", alpha, eye).reshape(-1, self.in_channels, self.out_channels)
 
     def conv_forward(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The dense path (:meth:`ImplicitConv.conv_forward`) or, without an explicit ``weight`` and when
@@ -291,42 +317,64 @@ class NJetConv(ImplicitConv):
         return s
 
 
-def _axis_filter(
-    x: torch.Tensor, table: torch.Tensor, stride: int, dilation: int, pad: tuple[int, int], reduce: bool = False
+def _band_matrix(
+    table: torch.Tensor, outputs: tuple[int, int], inputs: tuple[int, int], stride: int, dilation: int, pad: int
 ) -> torch.Tensor:
-    """Correlate the last axis of ``x`` with the rows of ``table`` (the separable N-Jet path).
+    """``(R, b, w)``: the matrices of a strided, dilated 1D cross-correlation with the ``R`` rows of ``table``.
 
-    A strided cross-correlation along one axis is a product with a banded Toeplitz matrix; applied block-wise
-    (``block`` outputs per GEMM row) it runs as one matrix multiplication, which on CPU is one to two orders of
-    magnitude faster than ``conv*d`` with a single input channel.
-
-    Shapes: ``reduce=False``: ``x (G, M, *A, L)``, ``table (R, k)`` -> ``(R, G, M, L_out, *A)``, every row applied
-    to every map; ``reduce=True``: ``x (R, M, *A, L)`` -> ``(M, L_out, *A)``, ``sum_r table[r] * x[r]`` (the sum
-    runs inside the GEMM).  The filtered axis moves to the front of the spatial axes.
+    Entry ``[(r, j), i]`` is ``table[r, q]`` where input ``i`` feeds output ``j`` through tap ``q``
+    (``i = j stride - pad + q dilation``), for outputs ``j`` in ``[j0, j1)`` and inputs ``i`` in ``[i0, i1)``:
+    zero padding is the absence of the inputs outside the axis, so it costs no copy of the input.
     """
-    rows, k = table.shape
-    span = dilation * (k - 1) + 1
-    length = x.shape[-1] + pad[0] + pad[1]
-    l_out = (length - span) // stride + 1
-    block = min(l_out, max(32, 2 * span))
-    n_blocks = -(-l_out // block)
-    window = (block - 1) * stride + span
-    extra = (n_blocks - 1) * block * stride + window - length  # zeros that only feed the trimmed outputs
-    x = F.pad(x, (pad[0], pad[1] + max(extra, 0)))
-    windows = x.unfold(-1, window, block * stride)  # (G, M, *A, n_blocks, window)
-    # toeplitz[r, i, j] = table[r, q] where input i feeds output j through tap q: i = j * stride + q * dilation
-    rel = torch.arange(window, device=x.device)[:, None] - torch.arange(block, device=x.device)[None, :] * stride
+    k = table.shape[1]
+    j = torch.arange(*outputs, device=table.device)[:, None]
+    rel = torch.arange(*inputs, device=table.device)[None, :] - (j * stride - pad)
     tap = torch.div(rel, dilation, rounding_mode="floor")
     valid = (rel >= 0) & (rel % dilation == 0) & (tap < k)
-    toeplitz = table[:, tap.clamp(0, k - 1)] * valid.to(table.dtype)  # (R, window, block)
-    if reduce:
-        windows = windows.movedim(0, -2)  # (M, *A, n_blocks, R, window)
-        out = windows.reshape(*windows.shape[:-2], rows * window) @ toeplitz.reshape(rows * window, block)
-        out = out.reshape(*out.shape[:-2], n_blocks * block)[..., :l_out]
-        return out.movedim(-1, 1)
-    out = windows @ toeplitz.permute(1, 2, 0).reshape(window, block * rows)  # (G, M, *A, n_blocks, block * R)
-    out = out.reshape(*out.shape[:-2], n_blocks * block, rows)[..., :l_out, :]
-    return out.movedim(-1, 0).movedim(-1, 3)
+    return table[:, tap.clamp(0, k - 1)] * valid.to(table.dtype)
+
+
+def _blocks(length: int, k: int, stride: int, dilation: int, pad: int) -> list[tuple[int, int, int, int]]:
+    """``(j0, j1, i0, i1)`` per band matrix of :func:`_axis_filter`: outputs ``[j0, j1)`` read inputs ``[i0, i1)``.
+
+    Blocks of ``max(16, 2 span)`` outputs bound the multiply-adds spent on the band's zeros to a few times the ideal
+    ``k`` per output; an axis of at most four blocks is one product (slicing costs more than those zeros).
+    """
+    span = dilation * (k - 1) + 1
+    l_out = (length + 2 * pad - span) // stride + 1
+    block = max(_BLOCK, 2 * span)
+    block = l_out if l_out <= 4 * block else block
+    out = []
+    for j0 in range(0, l_out, block):
+        j1 = min(j0 + block, l_out)
+        out.append((j0, j1, max(j0 * stride - pad, 0), min((j1 - 1) * stride - pad + span, length)))
+    return out
+
+
+def _axis_work(length: int, k: int, stride: int, dilation: int, pad: int) -> tuple[int, int]:
+    """``(L_out, multiply-adds per row of the table and per map)`` of :func:`_axis_filter` (the cost model)."""
+    blocks = _blocks(length, k, stride, dilation, pad)
+    return blocks[-1][1], sum((j1 - j0) * (i1 - i0) for j0, j1, i0, i1 in blocks)
+
+
+def _axis_filter(
+    x: torch.Tensor, table: torch.Tensor, stride: int, dilation: int, pad: int
+) -> list[torch.Tensor]:
+    """Correlate every row of ``x (Q, L)`` with every row of ``table (R, k)``: ``R`` contiguous ``(L_out, Q)``.
+
+    One matrix product per row and block of outputs with the banded matrix of :func:`_band_matrix` (a GEMM, the
+    most efficient primitive on CPU and GPU; a depthwise or single-channel ``conv*d`` runs one to two orders of
+    magnitude below it per multiply-add), blocked by :func:`_blocks`.  The result has the filtered axis in front:
+    ``x`` is read as its transpose, which BLAS does without a copy.
+    """
+    bands = []
+    for j0, j1, i0, i1 in _blocks(x.shape[-1], table.shape[1], stride, dilation, pad):
+        bands.append((_band_matrix(table, (j0, j1), (i0, i1), stride, dilation, pad), x[:, i0:i1].t()))
+    rows = []
+    for r in range(table.shape[0]):
+        pieces = [band[r] @ xt for band, xt in bands]
+        rows.append(torch.cat(pieces, 0) if len(pieces) > 1 else pieces[0])
+    return rows
 
 
 def sigmas(net: nn.Module) -> list[tuple[str, float, tuple[int, ...]]]:

@@ -13,6 +13,7 @@ import scipy.ndimage as ndi
 import torch
 from torch import nn
 
+from monai_implicit.layers import autotune
 from monai_implicit.layers.njet import NJetConv, njet_param_groups, sigmas
 
 
@@ -189,11 +190,30 @@ def test_orders_up_to_12_work_in_the_layer():
         assert layer.weight.pow(2).sum((-1,) if dims == 1 else tuple(range(2, 2 + dims))).mean().item() < 1.0
 
 
-def test_auto_path_uses_the_cost_estimate():
+def test_auto_path_uses_the_cost_estimate_when_not_measuring():
     small = NJetConv(2, 1, 4, order=2, init_sigma=1.0)
-    assert not small.use_separable(torch.zeros(8, 1, 32, 32))
     big = NJetConv(3, 16, 16, order=2, init_sigma=2.0)
-    assert big.use_separable(torch.zeros(1, 16, 32, 32, 32))
+    with autotune.autotuning(False):
+        assert not small.use_separable(torch.zeros(8, 1, 32, 32))
+        assert big.use_separable(torch.zeros(1, 16, 32, 32, 32))
+    dense, separable = big.estimated_costs(torch.zeros(1, 16, 32, 32, 32), big.kernel_shape())
+    assert dense == 16 * 16 * 11**3 * 32**3 and separable < dense
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_dense_equals_separable_every_order_with_depthwise_groups(dims, order):
+    torch.manual_seed(6)
+    layer = NJetConv(dims, 4, 8, order=order, init_sigma=0.9, groups=4).double()
+    x = torch.randn(3, 4, *[13, 10, 9][:dims], dtype=torch.float64, requires_grad=True)
+    results = []
+    for path in ("dense", "separable"):
+        layer.path = path
+        out = layer(x)
+        results.append((out, torch.autograd.grad(out.pow(2).sum(), [x, layer.alpha, layer.raw_sigma])))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=1e-11)
+    for a, b in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
 def test_learn_sigma_false_and_param_groups():
