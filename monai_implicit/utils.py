@@ -10,12 +10,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any, Optional, Union
 
 from monai.utils import ensure_tuple_rep, look_up_option
 
-__all__ = ["check_number", "check_numbers", "check_probability", "check_positive_int", "check_option"]
+__all__ = [
+    "is_integer",
+    "is_real",
+    "check_number",
+    "check_numbers",
+    "check_probability",
+    "check_int",
+    "check_ints",
+    "check_positive_int",
+    "check_option",
+]
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is a Python or numpy integer and not a ``bool`` (``True`` is an ``int`` to Python)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a Python or numpy real number (int or float) and not a ``bool``; NaN and inf included."""
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _expected(low: Optional[float], high: Optional[float], low_open: bool, high_open: bool, allow_inf: bool) -> str:
@@ -53,7 +73,7 @@ def check_number(
         TypeError: ``value`` is not a real number.
         ValueError: ``value`` is NaN, infinite (unless ``allow_inf``) or outside the interval.
     """
-    if isinstance(value, bool) or not isinstance(value, Real):
+    if not is_real(value):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
     v = float(value)
     expected = _expected(low, high, low_open, high_open, allow_inf)
@@ -85,15 +105,20 @@ def check_numbers(
         ValueError: a sequence whose length is neither 1 nor ``dim``, or an invalid entry (see :func:`check_number`).
         TypeError: an entry that is not a real number.
     """
+    where = (lambda i: f"{name}[{i}]") if dim > 1 else (lambda i: name)
+    return tuple(
+        check_number(v, where(i), low, high, low_open, high_open, allow_inf)
+        for i, v in enumerate(_entries(values, name, dim))
+    )
+
+
+def _entries(values: Union[Any, Sequence[Any]], name: str, dim: int) -> tuple[Any, ...]:
+    """One value or a sequence of 1 or ``dim`` values as ``dim`` values (MONAI's ``ensure_tuple_rep``)."""
     if isinstance(values, Sequence) and not isinstance(values, str):
         if len(values) not in (1, dim):
             raise ValueError(f"{name} must have 1 or {dim} entries, got {len(values)}: {tuple(values)}.")
         values = values[0] if len(values) == 1 else tuple(values)
-    entries = ensure_tuple_rep(values, dim)
-    where = (lambda i: f"{name}[{i}]") if dim > 1 else (lambda i: name)
-    return tuple(
-        check_number(v, where(i), low, high, low_open, high_open, allow_inf) for i, v in enumerate(entries)
-    )
+    return ensure_tuple_rep(values, dim)
 
 
 def check_probability(prob: Any, name: str = "prob") -> float:
@@ -105,15 +130,70 @@ def check_probability(prob: Any, name: str = "prob") -> float:
     return check_number(prob, name, 0.0, 1.0)
 
 
+def check_int(
+    value: Any, name: str, low: Optional[int] = 1, high: Optional[int] = None, allow_none: bool = False
+) -> Optional[int]:
+    """``value`` as an int in ``[low, high]`` (None: unbounded on that side).
+
+    Python and numpy integers are accepted; ``bool`` is refused (``True`` is an ``int`` to Python, never a count or
+    a size), and so are floats, even integral ones.
+
+    Args:
+        value: the argument.
+        name: the argument's name, used in the error message.
+        low, high: inclusive bounds (the default ``low=1`` asks for a positive integer).
+        allow_none: admit (and return) None, e.g. for "no limit" or "the default".
+
+    Raises:
+        ValueError: ``value`` is not such an integer (the message names the argument and the value received).
+    """
+    if value is None and allow_none:
+        return None
+    if not is_integer(value) or (low is not None and value < low) or (high is not None and value > high):
+        if high is not None:
+            kind = f"an integer in [{low}, {high}]" if low is not None else f"an integer <= {high}"
+        elif low is None:
+            kind = "an integer"
+        else:
+            kind = {1: "a positive integer", 0: "a non-negative integer"}.get(low, f"an integer >= {low}")
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {value!r}.")
+    return int(value)
+
+
+def check_ints(
+    values: Union[Any, Sequence[Any]], name: str, dim: Optional[int] = None, low: Optional[int] = 1,
+    high: Optional[int] = None,
+) -> tuple[int, ...]:
+    """Integers, each checked by :func:`check_int` (the message names the entry, e.g. ``hidden[1]``).
+
+    Args:
+        values: with ``dim``: one integer or a sequence of 1 or ``dim`` integers, returned as ``dim`` integers (as
+            :func:`check_numbers`); without: a sequence of any length, empty included (e.g. the hidden widths of
+            an MLP).
+        name, low, high: as :func:`check_int`.
+
+    Raises:
+        TypeError: without ``dim``, ``values`` is not a sequence.
+        ValueError: a sequence of the wrong length, or an entry that is not such an integer.
+    """
+    if dim is None:
+        if not isinstance(values, Sequence) or isinstance(values, str):
+            raise TypeError(f"{name} must be a sequence of integers, got {values!r}.")
+        entries = tuple(values)
+    else:
+        entries = _entries(values, name, dim)
+    if len(entries) == 1:
+        return (int(check_int(entries[0], name, low, high)),)
+    return tuple(int(check_int(v, f"{name}[{i}]", low, high)) for i, v in enumerate(entries))
+
+
 def check_positive_int(value: Any, name: str) -> int:
-    """``value`` as an int >= 1; ``bool`` is refused (``True`` is an ``int`` to Python, never a channel count).
+    """``value`` as an int >= 1 (:func:`check_int` with its defaults).
 
     Raises:
         ValueError: ``value`` is not an integer >= 1 (the message names the argument and the value received).
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
+    return check_int(value, name)
 
 
 def check_option(value: Any, supported: Union[Sequence[Any], Mapping[Any, Any]], name: str) -> Any:

@@ -21,7 +21,7 @@ from monai_implicit.losses import MaskedDiceCELoss, alias_free_penalty
 from monai_implicit.losses.localization import DualLocalizationLoss
 from monai_implicit.networks.nets import CKCNN, FlexUNet, HyperUNet, NJetUNet
 from monai_implicit.networks.nets.hyperunet import FlatCNN
-from monai_implicit.utils import check_number, check_numbers, check_probability
+from monai_implicit.utils import check_int, check_ints, check_number, check_numbers, check_option, check_probability
 
 NAN, INF = float("nan"), float("inf")
 
@@ -114,3 +114,31 @@ def test_check_number():
         check_numbers((1.0, 1.0), "spacing", 3)
     with pytest.raises(ValueError, match="prob"):
         check_probability(math.nan)
+
+
+def test_check_int():
+    assert check_int(3, "n") == 3 and type(check_int(np.int64(3), "n")) is int
+    assert check_int(0, "n", low=0) == 0 and check_int(None, "n", allow_none=True) is None
+    for bad, kwargs, match in [
+        (0, {}, "n must be a positive integer, got 0"),
+        (True, {}, "n must be a positive integer, got True"),
+        (2.0, {}, "n must be a positive integer, got 2.0"),
+        (-1, {"low": 0}, "n must be a non-negative integer, got -1"),
+        (1, {"low": 2}, "n must be an integer >= 2, got 1"),
+        (4, {"low": 1, "high": 3}, r"n must be an integer in \[1, 3\], got 4"),
+        (None, {}, "n must be a positive integer, got None"),
+        ("a", {"allow_none": True}, "n must be a positive integer or None, got 'a'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            check_int(bad, "n", **kwargs)
+    assert check_ints(3, "stride", 2) == (3, 3) and check_ints([2], "stride", 3) == (2, 2, 2)
+    assert check_ints((8, 16), "hidden") == (8, 16) and check_ints((), "hidden") == ()
+    with pytest.raises(ValueError, match=r"stride\[1\] must be a positive integer, got 0"):
+        check_ints((1, 0), "stride", 2)
+    with pytest.raises(ValueError, match="stride must have 1 or 2 entries, got 3"):
+        check_ints((1, 1, 1), "stride", 2)
+    with pytest.raises(TypeError, match="hidden must be a sequence of integers"):
+        check_ints(8, "hidden")
+    assert check_option("b", ("a", "b"), "mode") == "b"
+    with pytest.raises(ValueError, match=r"mode must be one of \('a', 'b'\), got 'c'"):
+        check_option("c", ("a", "b"), "mode")

@@ -16,6 +16,8 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from monai.config import PathLike
 
+from monai_implicit.utils import is_real
+
 __all__ = ["training_plan"]
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ _OVERRIDABLE = ("pixdim", "hu_window", "patch_size", "batch_size", "depth")
 
 def _same(a: Any, b: Any) -> bool:
     """Whether an explicit value ``a`` equals the saved ``b`` (a scalar ``a`` stands for every axis of ``b``)."""
-    if isinstance(b, (list, tuple)) and isinstance(a, (int, float)) and not isinstance(a, bool):
+    if isinstance(b, (list, tuple)) and is_real(a):
         a = [a] * len(b)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))

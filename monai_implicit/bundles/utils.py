@@ -9,6 +9,8 @@ from typing import Any, Callable, Optional, Union
 
 from monai.handlers import from_engine
 
+from monai_implicit.utils import is_integer
+
 __all__ = ["select_channels", "log_training_summary"]
 
 logger = logging.getLogger(__name__)
@@ -25,8 +27,8 @@ def select_channels(
     merges those classes into one mask (their union), e.g. ``[1, 2]`` for the LiTS liver Dice, which counts the
     tumours as liver.
     """
-    indices = [index] if isinstance(index, int) and not isinstance(index, bool) else list(index)
-    if not indices or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
+    indices = [index] if is_integer(index) else list(index)
+    if not indices or any(not is_integer(i) or i < 0 for i in indices):
         raise ValueError(f"index must be a non-negative channel index or a non-empty sequence of them, got {index!r}.")
     get = from_engine(list(keys))
 

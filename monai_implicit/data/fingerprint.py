@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from monai.config import PathLike
 from monai.data import load_decathlon_datalist
-from monai.utils import ensure_tuple_rep, look_up_option
+from monai.utils import look_up_option
 from monai.utils.enums import DataStatsKeys, ImageStatsKeys, LabelStatsKeys
 
-from monai_implicit.utils import check_number, check_numbers
+from monai_implicit.utils import check_int, check_ints, check_number, check_numbers
 
 __all__ = [
     "CPU_VOXEL_BUDGET",
@@ -517,12 +517,6 @@ def _depth_for_patch(patch: Sequence[int], max_depth: int, min_bottleneck: int) 
     return 1
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
 def _check_fingerprint(fingerprint: Any) -> None:
     if not isinstance(fingerprint, dict):
         raise ValueError(f"fingerprint must be the dict of dataset_fingerprint, got {type(fingerprint).__name__}.")
@@ -620,8 +614,8 @@ def plan_segmentation(
                          f"{fingerprint['size_mm_median']} must have the same, non-zero length.")
     check_numbers(list(spacing), "fingerprint spacing_median", ndim, low=0.0, low_open=True)
     check_numbers(list(size_mm), "fingerprint size_mm_median", ndim, low=0.0, low_open=True)
-    max_depth = _positive_int(max_depth, "max_depth")
-    min_bottleneck = _positive_int(min_bottleneck, "min_bottleneck")
+    max_depth = check_int(max_depth, "max_depth")
+    min_bottleneck = check_int(min_bottleneck, "min_bottleneck")
     dev = torch.device(device) if isinstance(device, str) else device
     if not isinstance(dev, torch.device):
         raise ValueError(f"device must be a torch.device or a string such as 'cpu' or 'cuda:0', got {device!r}.")
@@ -644,7 +638,7 @@ def plan_segmentation(
 
     # -- budget: one training sample's voxels
     if voxel_budget is not None:
-        budget = _positive_int(voxel_budget, "voxel_budget")
+        budget = check_int(voxel_budget, "voxel_budget")
         reasons["voxel_budget"] = "explicit override"
     elif device_type == "cpu":
         budget = CPU_VOXEL_BUDGET
@@ -681,13 +675,9 @@ def plan_segmentation(
 
     # -- patch size and depth
     if depth is not None:
-        depth = _positive_int(depth, "depth")
+        depth = check_int(depth, "depth")
     if patch_size is not None:
-        try:
-            entries = ensure_tuple_rep(patch_size, ndim)
-        except ValueError as err:
-            raise ValueError(f"patch_size must be one integer or {ndim} integers, got {patch_size!r}.") from err
-        patch = [_positive_int(p, f"patch_size[{i}]") for i, p in enumerate(entries)]
+        patch = list(check_ints(patch_size, "patch_size", ndim))
         reasons["patch_size"] = "explicit override"
         if depth is not None:
             bad = [p for p in patch if p % 2**depth]
@@ -714,7 +704,7 @@ def plan_segmentation(
 
     # -- batch size
     if batch_size is not None:
-        batch = _positive_int(batch_size, "batch_size")
+        batch = check_int(batch_size, "batch_size")
         reasons["batch_size"] = "explicit override"
     elif device_type == "cpu":
         batch = _MIN_BATCH
@@ -822,8 +812,7 @@ def _check_plan_values(plan: dict, source: str) -> None:
         check_number(plan["intensity_std"], "intensity_std", low=0.0, low_open=True)
         for key, values, smallest in (("patch_size", plan["patch_size"], 1), ("batch_size", [plan["batch_size"]], 1),
                                       ("depth", [plan["depth"]], 0)):
-            if any(isinstance(v, bool) or not isinstance(v, int) or v < smallest for v in values):
-                fail(key, f"must hold integers >= {smallest}")
+            check_ints(values, key, low=smallest)
     except (TypeError, ValueError) as err:
         if str(err).startswith(f"plan file {source!r}"):
             raise

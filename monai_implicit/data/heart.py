@@ -29,6 +29,7 @@ from monai.config import PathLike
 from scipy import ndimage
 
 from monai_implicit.data.lits import _as_triple, _centred_axes, _save_nifti, _smooth_field
+from monai_implicit.utils import check_int
 
 __all__ = ["LA_LABELS", "make_la_like_case", "make_la_like_dataset"]
 
@@ -176,8 +177,7 @@ def make_la_like_dataset(
         overwrite: replace an existing dataset.json; otherwise an existing dataset raises FileExistsError.
     """
     for name, value, low in (("num_cases", num_cases, 1), ("num_test", num_test, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+        check_int(value, name, low)
     out = Path(out_dir)
     if (out / "dataset.json").exists() and not overwrite:
         raise FileExistsError(f"{out / 'dataset.json'} already exists; pass overwrite=True to replace the dataset.")

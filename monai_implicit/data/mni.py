@@ -63,6 +63,8 @@ from monai.config import PathLike
 from monai.transforms import Resize
 from monai.utils import convert_to_numpy, ensure_tuple, ensure_tuple_rep, look_up_option
 
+from monai_implicit.utils import check_int, is_real
+
 __all__ = [
     "BRAIN_THRESHOLD",
     "MNI152_ORIENTATIONS",
@@ -107,14 +109,8 @@ def load_mni152_template() -> tuple[np.ndarray, tuple[float, float, float]]:
     return volume, spacing  # type: ignore[return-value]
 
 
-def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return int(value)
-
-
 def _check_float(value: object, name: str, low: float = 0.0, high: float = np.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+    if not is_real(value):
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}.")
     if not (np.isfinite(value) and low <= value <= high):
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}.")
@@ -170,9 +166,9 @@ def mni152_split(
         ValueError: bad arguments, or the slabs and gaps do not fit in the kept range.
     """
     axis = look_up_option(orientation, MNI152_ORIENTATIONS)
-    num_validation = _check_int(num_validation, "num_validation", 0)
-    num_test = _check_int(num_test, "num_test", 0)
-    slice_step = _check_int(slice_step, "slice_step", 1)
+    num_validation = check_int(num_validation, "num_validation", 0)
+    num_test = check_int(num_test, "num_test", 0)
+    slice_step = check_int(slice_step, "slice_step", 1)
     gap_mm = _check_float(gap_mm, "gap_mm")
     min_brain_fraction = _check_float(min_brain_fraction, "min_brain_fraction", 0.0, 1.0)
     volume, spacing = _template(volume, spacing)
@@ -329,8 +325,8 @@ def make_mni152_dataset(
             f"orientations must be distinct names among {tuple(MNI152_ORIENTATIONS)}, got {orientations!r}."
         )
     noise = _check_float(noise, "noise")
-    num_phantoms = _check_int(num_phantoms, "num_phantoms", 0)
-    seed = _check_int(seed, "seed", 0)
+    num_phantoms = check_int(num_phantoms, "num_phantoms", 0)
+    seed = check_int(seed, "seed", 0)
     if size is not None:
         size = _check_size(size)
     if num_phantoms and size is None:

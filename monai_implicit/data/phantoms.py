@@ -26,6 +26,8 @@ import numpy as np
 from monai.config import PathLike
 from scipy import ndimage
 
+from monai_implicit.utils import check_int
+
 __all__ = ["PHANTOM_INTENSITIES", "make_brain_phantom", "make_phantom_dataset"]
 
 
@@ -158,10 +160,8 @@ def make_phantom_dataset(
     Raises:
         FileExistsError: dataset.json exists and ``overwrite`` is False.
     """
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-        raise ValueError(f"num_images must be a positive integer, got {num_images!r}.")
-    if isinstance(num_test, bool) or not isinstance(num_test, int) or num_test < 0:
-        raise ValueError(f"num_test must be a non-negative integer, got {num_test!r}.")
+    check_int(num_images, "num_images")
+    check_int(num_test, "num_test", 0)
     if not (np.isfinite(fov_mm) and fov_mm > 0):
         raise ValueError(f"fov_mm must be a positive number, got {fov_mm!r}.")
     h, w = _as_shape(shape)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from monai_implicit.utils import check_int
+
 __all__ = ["threshold_largest_component"]
 
 
@@ -41,10 +43,8 @@ def threshold_largest_component(
     data = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if len(window) != 2 or not all(np.isfinite(w) for w in window) or window[0] > window[1]:
         raise ValueError(f"window must be (low, high) with finite low <= high, got {window!r}.")
-    if isinstance(connectivity, bool) or not isinstance(connectivity, int) or not 1 <= connectivity <= data.ndim:
-        raise ValueError(f"connectivity must be an integer in [1, {data.ndim}], got {connectivity!r}.")
-    if isinstance(opening, bool) or not isinstance(opening, int) or opening < 0:
-        raise ValueError(f"opening must be a non-negative integer, got {opening!r}.")
+    check_int(connectivity, "connectivity", 1, data.ndim)
+    opening = check_int(opening, "opening", 0)
     mask = (data >= window[0]) & (data <= window[1])
     if opening:
         mask = ndimage.binary_opening(mask, iterations=opening)

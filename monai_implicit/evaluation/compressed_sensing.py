@@ -35,6 +35,7 @@ from monai.utils.enums import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_numpy
 
 from monai_implicit.transforms.kspace.fft import kspace_to_image
+from monai_implicit.utils import check_int, check_number
 
 __all__ = [
     "L1_WAVELET_LAMDA",
@@ -60,14 +61,6 @@ def _import_sigpy() -> Any:
     except ImportError as e:
         raise ImportError(f"the L1-wavelet compressed-sensing baseline needs sigpy: {_INSTALL_HINT}.") from e
     return app
-
-
-def _check_positive(value: Any, name: str, integer: bool = False) -> Any:
-    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    low = 1 if integer else 0
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value < low:
-        raise ValueError(f"{name} must be a {'positive integer' if integer else 'non-negative number'}, got {value!r}.")
-    return int(value) if integer else float(value)
 
 
 def l1_wavelet_reconstruction(
@@ -115,8 +108,8 @@ def l1_wavelet_reconstruction(
         ImportError: sigpy is not installed (the message names the ``bench`` extra).
         TypeError, ValueError: real-valued k-space, mismatched shapes, mask values outside [0, 1], bad arguments.
     """
-    lamda = _check_positive(lamda, "lamda")
-    max_iter = _check_positive(max_iter, "max_iter", integer=True)
+    lamda = check_number(lamda, "lamda", low=0.0)
+    max_iter = check_int(max_iter, "max_iter")
     k = convert_to_numpy(kspace)
     if not np.iscomplexobj(k):
         raise TypeError("kspace must be complex (e.g. RetrospectiveUndersample(kspace_format='complex')), "
@@ -168,8 +161,8 @@ class L1WaveletReconstruction(Transform):
 
     def __init__(self, lamda: float = L1_WAVELET_LAMDA, max_iter: int = L1_WAVELET_ITERATIONS,
                  wave_name: str = "db4") -> None:
-        self.lamda = _check_positive(lamda, "lamda")
-        self.max_iter = _check_positive(max_iter, "max_iter", integer=True)
+        self.lamda = check_number(lamda, "lamda", low=0.0)
+        self.max_iter = check_int(max_iter, "max_iter")
         self.wave_name = wave_name
 
     def __call__(self, kspace: NdarrayOrTensor, mask: NdarrayOrTensor) -> NdarrayOrTensor:

@@ -31,6 +31,7 @@ from monai.transforms import AsDiscrete, Randomizable
 
 from monai_implicit.evaluation.reports import pyplot, read_tables, save_figure, write_table
 from monai_implicit.transforms import KspaceGaussianNoised
+from monai_implicit.utils import is_real
 
 __all__ = ["noise_robustness", "plot_robustness", "kspace_noise_robustness", "plot_psnr_robustness", "ZERO_FILLED_TAG"]
 
@@ -143,7 +144,7 @@ def _level(value: Any) -> float:
     """``None`` / ``"clean"`` / ``inf`` mean no noise (SNR = inf dB)."""
     if value is None or (isinstance(value, str) and value.lower() in ("clean", "none", "inf")):
         return math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if not is_real(value) or math.isnan(value):
         raise ValueError(f"an SNR level must be a number in dB or None (no noise), got {value!r}.")
     return float(value)
 

@@ -13,6 +13,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 from torch import nn
 
 from monai_implicit.layers.njet import sigmas
+from monai_implicit.utils import check_int
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -56,8 +57,7 @@ class NJetSigmaLogger:
         tag_prefix: str = "sigma",
         name: Optional[str] = None,
     ) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ValueError(f"interval must be a positive integer, got {interval!r}.")
+        check_int(interval, "interval")
         if network is not None and not isinstance(network, nn.Module):
             raise TypeError(f"network must be an nn.Module or None, got {type(network).__name__}.")
         if summary_writer is not None and not callable(getattr(summary_writer, "add_scalar", None)):

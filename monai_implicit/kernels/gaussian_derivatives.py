@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from monai_implicit.kernels.grids import as_spacing, check_spatial_dims
-from monai_implicit.utils import check_number
+from monai_implicit.utils import check_int, check_number, is_integer
 
 __all__ = [
     "derivative_orders",
@@ -43,7 +43,7 @@ __all__ = [
 
 
 def _check_order(order: int) -> int:
-    if isinstance(order, bool) or not isinstance(order, int):
+    if not is_integer(order):
         raise TypeError(f"order must be an int, got {type(order).__name__} ({order!r}).")
     if order < 0:
         raise ValueError(f"order must be >= 0 (the highest total derivative order of the basis), got {order}.")
@@ -118,8 +118,7 @@ def gaussian_derivatives_1d(
     _check_order(order)
     if not isinstance(sigma, torch.Tensor) or sigma.ndim != 0 or not sigma.is_floating_point():
         raise TypeError(f"sigma must be a 0-d floating-point tensor, got {sigma!r}.")
-    if isinstance(half_size, bool) or not isinstance(half_size, int) or half_size < 0:
-        raise ValueError(f"half_size must be a non-negative int, got {half_size!r}.")
+    check_int(half_size, "half_size", 0)
     if not bool(sigma.detach() > 0):
         raise ValueError(f"sigma must be positive, got {float(sigma.detach())}.")
     x = torch.arange(-half_size, half_size + 1, dtype=sigma.dtype, device=sigma.device) * spacing
@@ -170,11 +169,7 @@ class GaussianDerivativeBasis(nn.Module):
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.order = _check_order(order)
         self.k = _check_positive(k, "k")
-        if max_kernel_size is not None and (
-            isinstance(max_kernel_size, bool) or not isinstance(max_kernel_size, int) or max_kernel_size < 1
-        ):
-            raise ValueError(f"max_kernel_size must be a positive int or None, got {max_kernel_size!r}.")
-        self.max_kernel_size = max_kernel_size
+        self.max_kernel_size = check_int(max_kernel_size, "max_kernel_size", allow_none=True)
         self.spacing = as_spacing(spacing, spatial_dims) or (1.0,) * spatial_dims
         self.scale_normalized = bool(scale_normalized)
         self.orders = derivative_orders(order, spatial_dims)

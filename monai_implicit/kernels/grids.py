@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import torch
-from monai.utils import ensure_tuple_rep
 
-from monai_implicit.utils import check_numbers, check_option
+from monai_implicit.utils import check_ints, check_numbers, check_option, is_integer
 
 __all__ = ["as_kernel_size", "as_spacing", "kernel_grid", "GRID_CONVENTIONS"]
 
@@ -41,25 +40,21 @@ def as_kernel_size(
             (odd) integer.
     """
     check_spatial_dims(spatial_dims)
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, Sequence)) or isinstance(kernel_size, str):
+    if not is_integer(kernel_size) and (not isinstance(kernel_size, Sequence) or isinstance(kernel_size, str)):
         raise TypeError(f"{name} must be an int or a sequence of {spatial_dims} ints, got {kernel_size!r}.")
     if isinstance(kernel_size, Sequence) and len(kernel_size) not in (1, spatial_dims):
         raise ValueError(
             f"{name} must have 1 or spatial_dims={spatial_dims} entries, got {len(kernel_size)}: {tuple(kernel_size)}."
         )
-    sizes = ensure_tuple_rep(kernel_size[0] if isinstance(kernel_size, Sequence) and len(kernel_size) == 1
-                             else kernel_size, spatial_dims)
-    for k in sizes:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"{name} entries must be positive integers, got {tuple(sizes)}.")
-        if odd and k % 2 == 0:
-            raise ValueError(f"{name} entries must be odd (a kernel with a centre voxel), got {tuple(sizes)}.")
-    return tuple(int(k) for k in sizes)
+    sizes = check_ints(kernel_size, name, spatial_dims)
+    if odd and any(k % 2 == 0 for k in sizes):
+        raise ValueError(f"{name} entries must be odd (a kernel with a centre voxel), got {sizes}.")
+    return sizes
 
 
 def check_spatial_dims(spatial_dims: int) -> int:
     """Raise a ValueError unless ``spatial_dims`` is 1, 2 or 3."""
-    if isinstance(spatial_dims, bool) or spatial_dims not in (1, 2, 3):
+    if not is_integer(spatial_dims) or spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims!r}.")
     return int(spatial_dims)
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from monai_implicit.kernels.base import KernelNetwork
 from monai_implicit.kernels.grids import as_spacing
-from monai_implicit.utils import check_number, check_option, check_positive_int
+from monai_implicit.utils import check_ints, check_number, check_option, check_positive_int
 
 __all__ = ["HyperKernel", "HYPER_INITS", "conv_init_variance"]
 
@@ -83,9 +83,7 @@ class HyperKernel(KernelNetwork):
         spacing = as_spacing(spacing, spatial_dims)
         super().__init__(spatial_dims, in_channels, out_channels, kernel_size, "offset", odd=True, spacing=spacing)
         check_positive_int(n_l, "n_l")
-        hidden = tuple(hidden)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"hidden must be positive integers, got {hidden!r}.")
+        hidden = check_ints(tuple(hidden), "hidden")
         self.init = check_option(init, HYPER_INITS, "init")
         self.spacing = spacing
         # an infinite slope passes LeakyReLU silently and turns every kernel weight into +-inf or NaN

@@ -34,6 +34,8 @@ from typing import Any, Callable, Hashable, Iterator, Mapping, Optional, Sequenc
 import torch
 from monai.config import PathLike
 
+from monai_implicit.utils import check_option
+
 __all__ = [
     "MIN_WORK",
     "REPEATS",
@@ -206,8 +208,7 @@ def choose(
         clock: time source (tests inject a fake clock).
         device: the device whose work must be synchronised before reading the clock.
     """
-    if default not in candidates:
-        raise ValueError(f"default must be one of {sorted(candidates)}, got {default!r}.")
+    check_option(default, candidates, "default")
     if not can_measure() or work < MIN_WORK:
         return default
     _load()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from scipy.fft import next_fast_len
 
 from monai_implicit.layers import autotune
-from monai_implicit.utils import check_option, check_positive_int
+from monai_implicit.utils import check_option, check_positive_int, is_integer
 
 __all__ = [
     "fft_conv",
@@ -76,17 +76,16 @@ def same_padding(kernel_size: Sequence[int], dilation: Sequence[int]) -> list[tu
 
 
 def _tuple(value: Union[int, Sequence[int]], n: int, name: str) -> tuple[int, ...]:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}.")
-    if isinstance(value, int):
-        values: tuple[int, ...] = (value,) * n
-    elif isinstance(value, Sequence) and len(value) in (1, n):
+    """``value`` as ``n`` ints: TypeError for anything but ints, ValueError for a sequence of the wrong length."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) not in (1, n):
+            raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {value!r}.")
         values = tuple(value) * (n if len(value) == 1 else 1)
     else:
-        raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {value!r}.")
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
-        raise TypeError(f"{name} must contain ints, got {value!r}.")
-    return values
+        values = (value,) * n
+    if not all(is_integer(v) for v in values):
+        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}.")
+    return tuple(int(v) for v in values)
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], groups: int) -> int:

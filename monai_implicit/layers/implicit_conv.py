@@ -18,7 +18,6 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 from monai.networks.layers.factories import Conv
-from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
@@ -32,16 +31,9 @@ from monai_implicit.layers.fft_conv import (
     pad_for_conv,
     same_padding,
 )
-from monai_implicit.utils import check_option, check_positive_int
+from monai_implicit.utils import check_ints, check_option, check_positive_int
 
 __all__ = ["ImplicitConv", "same_padding", "PADDING_MODES"]
-
-
-def _positive_ints(value: Union[int, Sequence[int]], spatial_dims: int, name: str) -> tuple[int, ...]:
-    values = ensure_tuple_rep(value, spatial_dims)
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(f"{name} must be positive integers (one or {spatial_dims}), got {value!r}.")
-    return tuple(int(v) for v in values)
 
 
 class ImplicitConv(nn.Module):
@@ -104,8 +96,8 @@ class ImplicitConv(nn.Module):
         self.out_channels = out_channels
         self.groups = groups
         self.kernel_size = as_kernel_size(kernel_size, spatial_dims, odd=odd_kernel)
-        self.stride = _positive_ints(stride, spatial_dims, "stride")
-        self.dilation = _positive_ints(dilation, spatial_dims, "dilation")
+        self.stride = check_ints(stride, "stride", spatial_dims)
+        self.dilation = check_ints(dilation, "dilation", spatial_dims)
         if any(s > 1 for s in self.stride) and any(k % 2 == 0 for k in self.kernel_size):
             raise ValueError(f"stride > 1 needs odd kernel sizes for a centred 'same' padding, got {self.kernel_size}.")
         if bias:

@@ -44,7 +44,7 @@ from torch import nn
 
 from monai_implicit.kernels.grids import check_spatial_dims
 from monai_implicit.layers.cache import ParameterCache
-from monai_implicit.utils import check_option, check_positive_int
+from monai_implicit.utils import check_ints, check_option, check_positive_int
 
 __all__ = [
     "POSITION_MODES",
@@ -281,14 +281,10 @@ class NeRDHead(nn.Module):
         self.spatial_dims = check_spatial_dims(spatial_dims)
         check_positive_int(in_channels, "in_channels")
         check_positive_int(out_channels, "out_channels")
-        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-            raise TypeError(f"hidden must be a sequence of positive ints, got {hidden!r}.")
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be positive integers, got {tuple(hidden)}.")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.n_params = n_params
-        self.hidden = tuple(int(h) for h in hidden)
+        self.hidden = check_ints(hidden, "hidden")
         self.use_cache: bool = bool(cache)
         self.encoding = PositionEncoding(spatial_dims, position)
         conv = Conv[Conv.CONV, spatial_dims]

@@ -34,7 +34,7 @@ from monai_implicit.kernels.gaussian_derivatives import GaussianDerivativeBasis
 from monai_implicit.kernels.hyper import conv_init_variance
 from monai_implicit.layers import autotune
 from monai_implicit.layers.implicit_conv import ImplicitConv
-from monai_implicit.utils import check_number, check_option
+from monai_implicit.utils import check_int, check_number, check_option, is_real
 
 __all__ = ["NJetConv", "NJET_PATHS", "sigmas", "njet_param_groups"]
 
@@ -114,7 +114,7 @@ class NJetConv(ImplicitConv):
         basis = GaussianDerivativeBasis(spatial_dims, order, k=k, spacing=spacing)
         check_number(init_sigma, "init_sigma", low=0.0, low_open=True)
         if (not isinstance(sigma_range, Sequence) or len(sigma_range) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sigma_range)):
+                or not all(is_real(v) for v in sigma_range)):
             raise TypeError(f"sigma_range must be a pair (lo, hi) of numbers, got {sigma_range!r}.")
         lo, hi = float(sigma_range[0]), float(sigma_range[1])
         if not (0 < lo < init_sigma < hi < math.inf):
@@ -124,10 +124,8 @@ class NJetConv(ImplicitConv):
             )
         check_option(path, NJET_PATHS, "path")
         largest = basis.kernel_size(hi)
-        if max_kernel_size is None:
+        if check_int(max_kernel_size, "max_kernel_size", allow_none=True) is None:
             max_kernel_size = max(largest)
-        elif isinstance(max_kernel_size, bool) or not isinstance(max_kernel_size, int) or max_kernel_size < 1:
-            raise ValueError(f"max_kernel_size must be a positive int or None, got {max_kernel_size!r}.")
         elif max(largest) > max_kernel_size:
             raise ValueError(
                 f"sigma_range upper bound {hi:g} needs kernels of size {largest} (k={basis.k:g}), larger than "

@@ -16,7 +16,7 @@ from monai.utils import LossReduction
 from torch import nn
 
 from monai_implicit.transforms.labels import check_ignore_value
-from monai_implicit.utils import check_number
+from monai_implicit.utils import check_int, check_number
 
 __all__ = ["MaskedDiceCELoss"]
 
@@ -56,8 +56,7 @@ class MaskedDiceCELoss(nn.Module):
         smooth_dr: float = 1e-5,
     ) -> None:
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2 (softmax channels), got {num_classes!r}.")
+        check_int(num_classes, "num_classes (softmax channels)", 2)
         for name, value in (("lambda_dice", lambda_dice), ("lambda_ce", lambda_ce), ("smooth_nr", smooth_nr),
                             ("smooth_dr", smooth_dr)):
             check_number(value, name, low=0.0)

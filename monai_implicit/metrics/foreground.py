@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from monai_implicit.utils import check_int
+
 from .validation import as_numpy, check_batch_first, check_label_values
 
 __all__ = ["CaseMasks", "foreground_index", "iter_case_masks"]
@@ -129,8 +131,7 @@ def iter_case_masks(
     batch, channels = int(yp.shape[0]), int(yp.shape[1])
     shape = tuple(int(s) for s in yp.shape[2:])
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2 (background included), got {num_classes!r}.")
+        num_classes = check_int(num_classes, "num_classes (background included)", 2)
         if channels != 1:
             raise ValueError(
                 f"num_classes is for label maps with one channel, got {channels} channels; one-hot inputs "

@@ -59,7 +59,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from monai_implicit.utils import check_number, check_option
+from monai_implicit.utils import check_number, check_option, is_real
 
 from .base import CountMetric, empty_fill, f1_score, safe_ratio
 from .foreground import CaseMasks, iter_case_masks
@@ -100,7 +100,7 @@ def connectivity_rank(connectivity: Optional[int], spatial_dims: int) -> int:
     options = {int(ndimage.generate_binary_structure(spatial_dims, r).sum()) - 1: r for r in range(1, spatial_dims + 1)}
     if connectivity is None:
         return spatial_dims
-    if isinstance(connectivity, bool) or connectivity not in options:
+    if connectivity not in options:  # True == 1 is never a neighbour count
         raise ValueError(
             f"connectivity for {spatial_dims}D images must be one of {tuple(options)} (neighbour count), "
             f"got {connectivity!r}."
@@ -174,7 +174,7 @@ def _filter_small(labels: np.ndarray, n: int, voxel_volume: float, min_volume: f
 
 def _check_overlap(overlap: str, overlap_threshold: float) -> tuple[str, float]:
     overlap = check_option(overlap, OVERLAP_RULES, "overlap")
-    if isinstance(overlap_threshold, bool) or not isinstance(overlap_threshold, (int, float)):
+    if not is_real(overlap_threshold):
         raise TypeError(f"overlap_threshold must be a number, got {type(overlap_threshold).__name__}.")
     if overlap == "any" and overlap_threshold != 0:
         raise ValueError(
@@ -396,9 +396,8 @@ class LesionWiseMetric(CountMetric):
     ) -> None:
         super().__init__(metric_name, empty, pooled, reduction, get_not_nans)
         valid = {int(ndimage.generate_binary_structure(d, r).sum()) - 1 for d in (1, 2, 3) for r in range(1, d + 1)}
-        if connectivity is not None and (isinstance(connectivity, bool) or connectivity not in valid):
-            raise ValueError(f"connectivity must be None or one of {sorted(valid)} (neighbour count), "
-                             f"got {connectivity!r}.")
+        if connectivity is not None:  # a neighbour count (True == 1 is none)
+            check_option(connectivity, sorted(valid), "connectivity")
         self.include_background = include_background
         self.connectivity = connectivity
         self.min_lesion_volume = min_lesion_volume

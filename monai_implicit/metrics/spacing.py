@@ -12,17 +12,15 @@ from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 from monai.utils import ensure_tuple_rep
 
+from monai_implicit.utils import is_real
+
 __all__ = ["SpacingLike", "resolve_spacing", "spacing_from_meta", "call_spacing"]
 
 SpacingLike = Union[None, float, Sequence[float], Sequence[Sequence[float]], np.ndarray, torch.Tensor]
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 def _one_spacing(value: Any, spatial_dims: int, where: str) -> tuple[float, ...]:
-    if _is_number(value):
+    if is_real(value):
         values = ensure_tuple_rep(float(value), spatial_dims)
     else:
         values = tuple(np.asarray(value, dtype=np.float64).reshape(-1).tolist())
@@ -46,7 +44,7 @@ def resolve_spacing(spacing: SpacingLike, batch_size: int, spatial_dims: int) ->
     """
     if spacing is None:
         return [(1.0,) * spatial_dims] * batch_size
-    if _is_number(spacing):
+    if is_real(spacing):
         return [_one_spacing(spacing, spatial_dims, "spacing")] * batch_size
     if isinstance(spacing, torch.Tensor):
         spacing = spacing.detach().cpu().numpy()
@@ -54,7 +52,7 @@ def resolve_spacing(spacing: SpacingLike, batch_size: int, spatial_dims: int) ->
         spacing = list(spacing)
     if not isinstance(spacing, (Sequence, np.ndarray)) or isinstance(spacing, str):
         raise TypeError(f"spacing must be None, a number or a sequence of numbers, got {type(spacing).__name__}.")
-    if len(spacing) > 0 and not _is_number(spacing[0]):
+    if len(spacing) > 0 and not is_real(spacing[0]):
         if len(spacing) != batch_size:
             raise ValueError(
                 f"per-case spacing must have one entry per case (batch size {batch_size}), got {len(spacing)}."

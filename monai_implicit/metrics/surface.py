@@ -33,7 +33,7 @@ from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 from scipy.spatial import cKDTree
 
-from monai_implicit.utils import check_option
+from monai_implicit.utils import check_option, is_real
 
 from .base import buffer_tensor
 from .foreground import CaseMasks, iter_case_masks
@@ -129,7 +129,7 @@ def surface_distances(
 def _check_empty(value: EmptyValue, name: str, allow_diagonal: bool) -> EmptyValue:
     if isinstance(value, str):
         return check_option(value, ("diagonal", "nan") if allow_diagonal else ("nan",), name)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value >= 0:
+    if not is_real(value) or not value >= 0:
         options = '"diagonal", "nan"' if allow_diagonal else '"nan"'
         raise ValueError(f"{name} must be {options} or a non-negative number, got {value!r}.")
     return float(value)
@@ -146,7 +146,7 @@ def _empty_value(policy: EmptyValue, shape: tuple[int, ...], spacing: tuple[floa
 def _check_percentile(percentile: Optional[float]) -> Optional[float]:
     if percentile is None:
         return None
-    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0 <= percentile <= 100:
+    if not is_real(percentile) or not 0 <= percentile <= 100:
         raise ValueError(f"percentile must be a number in [0, 100] or None (maximum), got {percentile!r}.")
     return float(percentile)
 

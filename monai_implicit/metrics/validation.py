@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from monai_implicit.utils import check_int
+
 __all__ = ["as_numpy", "check_batch_first", "check_label_values"]
 
 
@@ -39,9 +41,7 @@ def check_batch_first(shape: Sequence[int], spatial_dims: Optional[int] = None, 
         spatial_dims: the exact number of spatial axes expected (None: any number ``>= min_spatial_dims``).
         min_spatial_dims: the fewest spatial axes accepted when ``spatial_dims`` is None.
     """
-    if spatial_dims is not None:
-        if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, (int, np.integer)) or spatial_dims < 1:
-            raise ValueError(f"spatial_dims must be a positive int or None, got {spatial_dims!r}.")
+    if check_int(spatial_dims, "spatial_dims", allow_none=True) is not None:
         ok, expected = len(shape) == spatial_dims + 2, f"{spatial_dims} spatial dimension(s)"
     else:
         ok, expected = len(shape) >= min_spatial_dims + 2, f"at least {min_spatial_dims} spatial dimension(s)"

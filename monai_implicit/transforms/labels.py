@@ -17,14 +17,14 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from monai_implicit.utils import check_int
+
 __all__ = ["IgnoreLabeld", "IgnoreLabelD", "IgnoreLabelDict"]
 
 
 def check_ignore_value(ignore_value: Any) -> int:
     """``ignore_value`` if it is a positive integer label value, else a ValueError naming it."""
-    if isinstance(ignore_value, bool) or not isinstance(ignore_value, int) or ignore_value < 1:
-        raise ValueError(f"ignore_value must be a positive integer label value, got {ignore_value!r}.")
-    return ignore_value
+    return check_int(ignore_value, "ignore_value")
 
 
 class IgnoreLabeld(MapTransform):

@@ -246,7 +246,7 @@ def test_head_errors():
         NeRDm(2, 0, 2)
     with pytest.raises(ValueError, match="out_channels"):
         NeRDc(2, 4, 0)
-    with pytest.raises(ValueError, match="hidden widths"):
+    with pytest.raises(ValueError, match=r"hidden\[1\] must be a positive integer"):
         NeRDc(2, 4, 2, hidden=(8, 0))
     with pytest.raises(TypeError, match="hidden"):
         NeRDc(2, 4, 2, hidden=8)

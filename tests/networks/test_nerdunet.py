@@ -47,7 +47,7 @@ def test_features_argument():
         NeRDUNet(2, 1, 1, features=(16, 32, 48))
     with pytest.raises(ValueError, match="contradicts"):
         NeRDUNet(2, 1, 1, features=(16, 32, 64), depth=3)
-    with pytest.raises(ValueError, match="positive integers"):
+    with pytest.raises(ValueError, match=r"features\[0\] must be a positive integer"):
         NeRDUNet(2, 1, 1, features=(0, 0))
     with pytest.raises(TypeError, match="features"):
         NeRDUNet(2, 1, 1, features="16")

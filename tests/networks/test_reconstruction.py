@@ -244,7 +244,7 @@ def test_missing_or_mismatched_inputs_are_named():
         DataConsistency(nn.Identity())
     with pytest.raises(ValueError, match="divisible_k"):
         DataConsistency(Garbage(2), divisible_k=0)
-    with pytest.raises(ValueError, match=r"divisible_k must be an int or 2 ints .* \(2, 2, 2\)"):
+    with pytest.raises(ValueError, match=r"divisible_k must have 1 or 2 entries, got 3: \(2, 2, 2\)"):
         DataConsistency(Garbage(2), divisible_k=(2, 2, 2))
     with pytest.raises(TypeError, match="torch.nn.Module"):
         DataConsistency("unet", spatial_dims=2)

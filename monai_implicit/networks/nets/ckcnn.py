@@ -10,8 +10,9 @@ from monai.networks.layers.factories import Conv
 from torch import nn
 
 from monai_implicit.layers.ckconv import CKConv
-from monai_implicit.networks.nets._checks import check_input, check_int
+from monai_implicit.networks.nets._checks import check_input
 from monai_implicit.networks.nets.unet import norm_act
+from monai_implicit.utils import check_int
 
 __all__ = ["CKCNN"]
 

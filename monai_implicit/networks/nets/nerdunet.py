@@ -6,9 +6,10 @@ from typing import Any, List, Optional, Sequence, Union
 import torch
 
 from monai_implicit.layers.nerd import POSITION_MODES, NeRDc, NeRDm, window_origins
-from monai_implicit.networks.nets._checks import check_input, check_option
+from monai_implicit.networks.nets._checks import check_input
 from monai_implicit.networks.nets.hyperunet import hyper_conv
 from monai_implicit.networks.nets.unet import ConvUNet, HeadFactory, conv_factory, plain_conv
+from monai_implicit.utils import check_ints, check_option, is_integer
 
 __all__ = ["NERD_HEADS", "NERD_BACKBONES", "nerd_head", "NeRDUNet"]
 
@@ -30,22 +31,18 @@ def nerd_head(
     :class:`NeRDUNet` forwards to its head.  ``head`` and ``position`` are checked here, when the factory is made,
     not only when the network builds its head after the whole backbone.
     """
-    cls = NeRDc if check_option(head, "head", NERD_HEADS) == "nerdc" else NeRDm
-    position = check_option(position, "position", POSITION_MODES)
+    cls = NeRDc if check_option(head, NERD_HEADS, "head") == "nerdc" else NeRDm
+    position = check_option(position, POSITION_MODES, "position")
     return conv_factory(cls, hidden=hidden, act=act, position=position, cache=cache)
 
 
 def _unet_widths(features: Union[int, Sequence[int]], depth: Optional[int]) -> tuple[int, int]:
     """``features`` as ConvUNet's ``(features, depth)``: an int (with ``depth``, default 4) or a doubling sequence."""
-    if isinstance(features, bool) or isinstance(features, (str, bytes)):
-        raise TypeError(f"features must be an int or a sequence of ints, got {features!r}.")
-    if isinstance(features, int):
-        return features, 4 if depth is None else depth  # both checked by ConvUNet
-    if not isinstance(features, Sequence) or len(features) == 0:
+    if is_integer(features):
+        return int(features), 4 if depth is None else depth  # both checked by ConvUNet
+    if isinstance(features, (str, bytes)) or not isinstance(features, Sequence) or len(features) == 0:
         raise TypeError(f"features must be an int or a non-empty sequence of ints, got {features!r}.")
-    widths = list(features)
-    if any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in widths):
-        raise ValueError(f"features must be positive integers, got {tuple(widths)}.")
+    widths = check_ints(features, "features")
     if any(b != 2 * a for a, b in zip(widths[:-1], widths[1:])):
         raise ValueError(
             "features must double at every level (the U-Net skeleton uses features * 2**i), e.g. "
@@ -130,7 +127,7 @@ class NeRDUNet(ConvUNet):
         non_local: bool = False,
         cache: bool = True,
     ) -> None:
-        backbone = check_option(backbone, "backbone", NERD_BACKBONES)
+        backbone = check_option(backbone, NERD_BACKBONES, "backbone")
         f0, depth = _unet_widths(features, depth)
         conv = plain_conv(kernel_size) if backbone == "plain" else hyper_conv(kernel_size, n_l=n_l)
         super().__init__(

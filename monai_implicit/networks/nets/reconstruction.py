@@ -23,10 +23,10 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from monai.networks.blocks.fft_utils_t import fftn_centered_t, ifftn_centered_t
-from monai.utils import ensure_tuple_rep
 from torch import nn
 
-from monai_implicit.utils import check_number
+from monai_implicit.kernels.grids import check_spatial_dims
+from monai_implicit.utils import check_ints, check_number, is_real
 
 __all__ = ["ResidualReconstruction", "DataConsistency", "data_consistency"]
 
@@ -203,28 +203,19 @@ class DataConsistency(nn.Module):
         super().__init__()
         if not isinstance(network, nn.Module):
             raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}.")
-        dims = spatial_dims if spatial_dims is not None else getattr(network, "spatial_dims", None)
-        if isinstance(dims, bool) or not isinstance(dims, int) or dims not in (1, 2, 3):
-            raise ValueError(
-                f"spatial_dims must be 1, 2 or 3 (default: the network's spatial_dims attribute), got {dims!r}."
-            )
+        # default: the network's spatial_dims attribute
+        dims = check_spatial_dims(spatial_dims if spatial_dims is not None else getattr(network, "spatial_dims", None))
         self.network = network
         self.spatial_dims: int = dims
         self.hard: bool = lam is None
-        if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 < lam < math.inf):
+        if lam is not None and (not is_real(lam) or not 0 < lam < math.inf):
             raise ValueError(f"lam must be None (hard data consistency) or a finite number > 0, got {lam!r}.")
         log_lam = torch.tensor(math.log(lam) if lam is not None else 0.0)
         if lam is not None and learn_lam:
             self.log_lam = nn.Parameter(log_lam)
         else:  # configuration, not state: a fixed or unused weight is not saved in checkpoints
             self.register_buffer("log_lam", log_lam, persistent=False)
-        try:
-            k = ensure_tuple_rep(1 if divisible_k is None else divisible_k, dims)
-        except ValueError as e:
-            raise ValueError(f"divisible_k must be an int or {dims} ints (one per axis), got {divisible_k!r}.") from e
-        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in k):
-            raise ValueError(f"divisible_k must be None or positive int(s), one per spatial axis; got {divisible_k!r}.")
-        self.divisible_k: List[int] = [int(v) for v in k]
+        self.divisible_k: List[int] = list(check_ints(1 if divisible_k is None else divisible_k, "divisible_k", dims))
 
     @property
     def lam(self) -> Optional[torch.Tensor]:

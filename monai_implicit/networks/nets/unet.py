@@ -32,8 +32,8 @@ from monai.networks.layers.utils import get_act_layer, get_dropout_layer, get_no
 from torch import nn
 
 from monai_implicit.kernels.grids import as_kernel_size, check_spatial_dims
-from monai_implicit.networks.nets._checks import check_input, check_int, check_option
-from monai_implicit.utils import check_number
+from monai_implicit.networks.nets._checks import check_input
+from monai_implicit.utils import check_int, check_number, check_option
 
 __all__ = [
     "ConvFactory", "HeadFactory", "conv_factory", "plain_conv", "ConvBlock", "NonLocalBlock", "UpLevel", "ConvUNet",
@@ -219,7 +219,7 @@ class ConvUNet(nn.Module):
         self.out_channels = check_int(out_channels, "out_channels")
         self.depth = check_int(depth, "depth", low=0)
         features = check_int(features, "features")
-        dropout_mode = check_option(dropout_mode, "dropout_mode", DROPOUT_MODES)
+        dropout_mode = check_option(dropout_mode, DROPOUT_MODES, "dropout_mode")
         # checked here too: with dropout_mode="none" no block sees the value
         dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         # the smallest spatial size that survives `depth` max-pools of size 2 (a plain int for TorchScript)

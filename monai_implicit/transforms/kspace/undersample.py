@@ -21,7 +21,7 @@ from monai.transforms.transform import Randomizable, Transform
 from monai.utils.enums import TransformBackends
 
 from monai_implicit.transforms.utils import SharedRandomState, ensure_tracked, plain_tensor, restore_container
-from monai_implicit.utils import check_option, check_positive_int
+from monai_implicit.utils import check_option, check_positive_int, is_integer
 
 from .fft import (
     IMAGE_FORMATS,
@@ -67,7 +67,7 @@ class UndersamplingMask(Transform):
     def __init__(self, *, seed: int = 0, dtype: torch.dtype = torch.float32, **mask_options: Any) -> None:
         # validated here, not only when the first mask is built, so a bad config fails when it is parsed
         self.spec = MaskSpec(**mask_options)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_integer(seed) or seed < 0:
             raise TypeError(
                 f"seed must be a non-negative int (a fixed mask; use RandUndersamplingMask for a new mask per sample), "
                 f"got {seed!r}."

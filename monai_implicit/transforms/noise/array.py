@@ -42,20 +42,20 @@ from monai.transforms.transform import RandomizableTransform
 from monai.utils.enums import TransformBackends
 
 from monai_implicit.transforms.utils import ensure_tracked, plain_tensor, restore_container
-from monai_implicit.utils import check_probability
+from monai_implicit.utils import check_probability, is_real
 
 __all__ = ["SaltPepperNoise", "RandSaltPepperNoise", "SpeckleNoise", "RandSpeckleNoise"]
 
 
 def as_range(value: Any, name: str, low: float, high: float) -> tuple[float, float]:
     """A number (fixed) or a ``(low, high)`` pair (uniform range), validated against ``[low, high]``."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+    if is_real(value):
         rng = (float(value), float(value))
     elif (
         isinstance(value, Sequence)
         and not isinstance(value, str)
         and len(value) == 2
-        and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in value)
+        and all(is_real(v) for v in value)
     ):
         rng = (float(value[0]), float(value[1]))
     else:
@@ -162,7 +162,7 @@ class RandSaltPepperNoise(NoiseTransform):
         self.amount = as_range(amount, "amount", 0.0, 1.0)
         self.salt_vs_pepper = as_range(salt_vs_pepper, "salt_vs_pepper", 0.0, 1.0)
         for name, v in (("salt", salt), ("pepper", pepper)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            if v is not None and (not is_real(v) or not math.isfinite(v)):
                 raise TypeError(f"{name} must be None or a finite number, got {v!r}.")
         self.salt = salt
         self.pepper = pepper
