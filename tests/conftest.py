@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,18 @@ def run_cli(args: list[str], cwd: Path = REPO, runner: tuple[str, ...] = ("-m", 
     proc = subprocess.run([sys.executable, *runner, *args], cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
+
+
+def multi_gpu_train(bundle: str, overrides: dict[str, Any]) -> str:
+    """Run ``training`` of ``train.json`` + ``multi_gpu_train.json`` in two processes (torchrun; gloo on CPUs) with
+    the tiny settings updated by ``overrides`` (``bundle_root`` among them); return the output."""
+    configs = json.dumps([str(configs_dir(bundle) / c) for c in ("train.json", "multi_gpu_train.json")])
+    with socket.socket() as s:  # a free port: a fixed one collides with other torchrun jobs on the machine
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = cli_overrides({**tiny_overrides(bundle), **overrides})
+    return run_cli(["--nproc_per_node=2", f"--master_port={port}", "-m", "monai.bundle", "run", "training",
+                    "--config_file", configs, *args], runner=("-m", "torch.distributed.run"))
 
 
 def bundle_workflow(bundle: str, configs: list[str], root: Path, workflow_type: str | None = "train",
@@ -195,6 +208,7 @@ class BundleHelpers:
     workflow = staticmethod(bundle_workflow)
     cli = staticmethod(run_cli)
     cli_overrides = staticmethod(cli_overrides)
+    multi_gpu_train = staticmethod(multi_gpu_train)
     error_chain = staticmethod(error_chain)
     data_dirs = DATA_DIRS
 
