@@ -6,18 +6,12 @@ Every workflow runs with ``bundle_root`` pointing at a temporary folder, so noth
 from __future__ import annotations
 
 import csv
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
 
 from monai_implicit.bundles import DensePredictor, load
 from monai_implicit.evaluation import read_threshold, sweep_localization_threshold
@@ -25,36 +19,21 @@ from monai_implicit.handlers import latest_checkpoint
 from monai_implicit.metrics import compute_localization_f1
 from monai_implicit.transforms import SaveLocalizationsd
 
+NAME = "ckcnn_rf_localization"
 REPO = Path(__file__).resolve().parents[2]
-BUNDLE = REPO / "bundles" / "ckcnn_rf_localization"
+BUNDLE = REPO / "bundles" / NAME
 CONFIGS = BUNDLE / "configs"
-
-NET = {"network_def#hidden_channels": 4, "network_def#kernel_size": 9, "network_def#num_blocks": 2,
-       "network_def#kernel_hidden": 8}
-TINY = {
-    **NET, "synthetic_options": {"num_lines": 12, "num_validation": 4, "length": 128, "n_bubbles": [1, 4], "seed": 0},
-    "crop_length": 64, "batch_size": 4, "val_batch_size": 4, "num_workers": 0, "epochs": 1, "val_interval": 1,
-}
-
-
-def _workflow(configs, root: Path, workflow_type: str = "train", **override) -> ConfigWorkflow:
-    files = [str(CONFIGS / c) for c in configs]
-    wf = ConfigWorkflow(config_file=files, workflow_type=workflow_type, bundle_root=str(root), **{**TINY, **override})
-    wf.initialize()  # properties can only be resolved once initialized (MONAI ConfigWorkflow)
-    assert wf.check_properties() == []
-    return wf
-
 
 @pytest.fixture(scope="module")
 def trained(bundle_runs) -> Path:
     """The session's tiny training run of this bundle (tests/conftest.py; its checks: test_bundle_contract.py)."""
-    return bundle_runs.trained("ckcnn_rf_localization").root
+    return bundle_runs.trained(NAME).root
 
 
-def test_resume_continues_from_last_checkpoint(trained, tmp_path):
+def test_resume_continues_from_last_checkpoint(trained, tmp_path, bundle_helpers):
     root = tmp_path / "copy"  # the shared run keeps its 1-epoch weights
     shutil.copytree(trained, root)
-    wf = _workflow(["train.json"], root, epochs=2)
+    wf = bundle_helpers.workflow(NAME, ["train.json"], root, epochs=2)
     started = []
     from ignite.engine import Events
 
@@ -64,7 +43,7 @@ def test_resume_continues_from_last_checkpoint(trained, tmp_path):
 
 
 def test_evaluate_tunes_threshold_and_writes_metrics(trained, bundle_runs):
-    wf = bundle_runs.evaluated("ckcnn_rf_localization").workflow  # threshold_candidates [0.2, 0.5, 0.8]
+    wf = bundle_runs.evaluated(NAME).workflow  # threshold_candidates [0.2, 0.5, 0.8]
     out = trained / "eval"
     with open(out / "threshold_sweep.csv") as f:
         sweep = list(csv.DictReader(f))
@@ -120,14 +99,15 @@ def test_sweep_picks_best_threshold_on_a_known_output(tmp_path):
         sweep_localization_threshold(Scaled(), data, lambda d: d, lambda x, n: n(x), [])
 
 
-def test_inference_writes_positions_and_predictor_agrees(trained, bundle_runs):
-    wf = bundle_runs.inferred("ckcnn_rf_localization").workflow  # default_threshold 0.5, after the evaluation
+def test_inference_writes_positions_and_predictor_agrees(trained, bundle_runs, bundle_helpers):
+    wf = bundle_runs.inferred(NAME).workflow  # default_threshold 0.5, after the evaluation
     threshold = wf.parser.get_parsed_content("threshold")
     assert threshold == read_threshold(trained / "models" / "threshold.json", 0.5)  # tuned one when present
     lines = sorted((trained / "data" / "synthetic_rf" / "signalsTr").glob("*.npy"))
     out = trained / "eval" / "predictions"
     assert len(list(out.glob("*_bubbles.csv"))) == len(lines) == len(list(out.glob("*_prob.npy")))
-    predictor = load(trained, device="cpu", config_file=CONFIGS / "inference.json", **NET)
+    net = bundle_helpers.tiny(NAME, "net")
+    predictor = load(trained, device="cpu", config_file=CONFIGS / "inference.json", **net)
     assert isinstance(predictor, DensePredictor)
     for src in lines[:3]:
         saved = np.load(out / f"{src.stem}_prob.npy")
@@ -146,7 +126,7 @@ def test_inference_writes_positions_and_predictor_agrees(trained, bundle_runs):
     with pytest.raises(FileNotFoundError, match="nope.npy"):
         predictor.predict(str(trained / "nope.npy"))
     # the package-wide entry point dispatches to the dense predictor for this bundle
-    generic = load(trained, "cpu", CONFIGS / "inference.json", **NET)
+    generic = load(trained, "cpu", CONFIGS / "inference.json", **net)
     assert isinstance(generic, DensePredictor)
     saved = np.load(out / f"{lines[0].stem}_prob.npy")[0]
     assert np.allclose(np.asarray(generic.predict(str(lines[0]))), saved, atol=1e-5)
@@ -163,15 +143,6 @@ def test_save_localizations_rejects_bad_input(tmp_path):
 @pytest.mark.slow
 def test_multi_gpu_train_gloo(trained, tmp_path, bundle_helpers):
     """Two CPU processes with the gloo backend (nccl on GPUs): DDP wrapping, distributed samplers, rank-0 saving."""
-    configs = json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")])
-    overrides = bundle_helpers.cli_overrides({**TINY, "dataset_dir": str(trained / "data" / "synthetic_rf"),
-                                              "bundle_root": str(tmp_path)})
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    with socket.socket() as s:  # a free port: a fixed one collides with other torchrun jobs on the machine
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-                           "-m", "monai.bundle", "run", "training", "--config_file", configs, *overrides],
-                          cwd=REPO, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    bundle_helpers.multi_gpu_train(NAME, {"dataset_dir": str(trained / "data" / "synthetic_rf"),
+                                          "bundle_root": str(tmp_path)})
     assert (tmp_path / "models" / "checkpoint_epoch=1.pt").is_file()
