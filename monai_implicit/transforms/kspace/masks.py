@@ -5,10 +5,13 @@ Imaging" (Ma, Wang, Dalca, Sabuncu), Sec. 4.3: 8x Poisson-disk variable-density 
 and the 1D Cartesian line patterns a CS-MRI researcher compares against.
 
 * :func:`poisson_disk_mask` -- 2D variable-density Poisson-disc mask with a fully sampled calibration box. The
-  exclusion radius of a sample grows linearly with its normalised distance from the calibration box (the
-  construction of ``sigpy.mri.poisson``); the slope is found by a bracketed, iteration-capped search so that the
-  requested acceleration is met within ``tol``. Impossible requests and searches that do not converge raise
-  ``ValueError`` instead of looping.
+  exclusion radius of a sample grows linearly with its normalised distance from the calibration box (the density
+  law of ``sigpy.mri.poisson``); samples are grown by Bridson's algorithm from continuous candidate positions
+  recorded on the pixel grid, so the density follows that law at every acceleration (an exact disc pattern on the
+  pixel lattice cannot: it is flat wherever the exclusion radius is 1-2 pixels). The slope is found by a
+  bracketed, iteration-capped search, and the closest mask is thinned or topped up where no slope gives an
+  acceptable sample count, so that the requested acceleration is met within ``tol`` on every grid. Impossible
+  requests and searches that do not come near raise ``ValueError`` instead of looping.
 * :func:`cartesian_line_mask` -- random or equispaced phase-encode lines, built by MONAI's
   :class:`~monai.apps.reconstruction.transforms.array.RandomKspaceMask` and
   :class:`~monai.apps.reconstruction.transforms.array.EquispacedKspaceMask`.
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from monai.apps.reconstruction.transforms.array import EquispacedKspaceMask, RandomKspaceMask
+from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from monai_implicit.utils import check_number, check_option, check_positive_int
 
@@ -100,19 +105,62 @@ def _centre_box(n: int, width: int) -> slice:
 # Poisson-disc sampling
 # --------------------------------------------------------------------------------------------------------------------
 class _PoissonDiscSampler:
-    """Variable-density Poisson-disc sampling on the pixel lattice for one (shape, calib, crop, seed).
+    """Variable-density Poisson-disc sampling for one (shape, calib, crop, seed), grown by Bridson's algorithm.
 
-    A sample at pixel ``s`` forbids every pixel ``q`` with ``((q_x - s_x) / r_x(s))^2 + ((q_y - s_y) / r_y(s))^2 < 1``
-    where ``r(s) = max(1, (1 + slope * rho(s)) * n / max(n_x, n_y))`` per axis and ``rho`` is the distance from the
-    calibration box normalised to 1 at the image edge (sigpy's construction). Candidates are visited once each in
-    a random order fixed by the seed (dart throwing over the lattice, i.e. the saturated limit of Bridson's
-    algorithm, where every admissible location is tried): the result is a maximal Poisson-disc set. Reusing the
-    same order for every slope makes the sample count a nearly monotone function of the slope, which keeps the
-    acceleration search short. Each sample paints its exclusion ellipse into an occupancy grid, so testing a
-    candidate is a single byte lookup.
+    **Density law.** Every pixel ``p`` has a normalised distance ``rho(p)`` from the calibration box (0 on the box,
+    1 at the edge of the grid along each axis) and an exclusion ellipse with radii
+    ``r(p) = max(1, (1 + slope * rho(p)) * n / max(n_y, n_x))`` pixels per axis: a sample at ``p`` rejects every
+    later candidate ``q`` with ``((q_y - p_y) / r_y(p))^2 + ((q_x - p_x) / r_x(p))^2 < 1``. A Poisson-disc pattern
+    has a local density of about ``c / (r_y r_x)`` (``c`` ~ 0.6 for Bridson's algorithm), so the density falls as
+    ``1 / (1 + slope * rho)^2`` away from the centre; ``slope`` is searched for the requested acceleration.
+
+    **Continuous candidates on the pixel grid.** A disc pattern whose candidates are pixel centres can only realise
+    the densities of lattice packings (about 1, 0.36, 0.19, ... of the pixels): where ``r`` is between 1 and ~2
+    pixels its density is flat whatever the law asks. Here candidates are continuous positions, tested exactly
+    against the lattice positions of the samples already taken; a candidate that passes is recorded at the pixel
+    whose unit cell ``[i, i + 1) x [j, j + 1)`` contains it (the lattice point at the cell's lower corner, the
+    convention of ``sigpy.mri.poisson``). Two samples can then be closer than ``r`` by less than a pixel, which lets
+    the density rise smoothly towards 1 where ``r`` approaches 1 pixel; a candidate whose cell already holds a sample
+    is rejected. The corner convention has a cost, shared with sigpy: a front growing towards higher indices packs
+    more densely, so the half of k-space at higher indices holds 1-4% more of the samples than the other at
+    accelerations 2-4 (sigpy: 1-3%), and where ``r`` is close to 1 pixel the density of a single mask varies more
+    from seed to seed. The symmetric alternatives thin the centre instead (measured against sigpy's profile at
+    accelerations 3-4, ring next to the calibration box): recording at the nearest pixel -20%, at a random corner of
+    the cell -13%.
+
+    **Growth** (Bridson, "Fast Poisson disk sampling in arbitrary dimensions", SIGGRAPH sketches 2007). The front
+    starts from one pixel drawn by ``seed``. An active sample proposes up to ``attempts`` candidates, uniform (by
+    area) in the annulus between its exclusion ellipse and the ellipse twice as large; the first that passes becomes
+    a new active sample, and a sample none of whose candidates passes retires. Each round, every active sample
+    proposes its candidates at once (vectorised); they are then accepted one proposer at a time, in an order drawn
+    at random each round (Bridson picks active samples at random), each checked against the samples accepted before
+    it, so the pattern is the one a sequential Bridson run visiting the front in that order would give. When the
+    front dies out while a part of the grid wider than its exclusion ellipse is still free (e.g. the two sides of a
+    calibration box that spans one axis), a new front starts at the deepest free cell (at most ``max_fronts``).
+
+    **Implementation.** Exclusion ellipses are painted into occupancy grids: ``sure`` (``_SUB`` x ``_SUB`` subcells
+    per pixel) marks the subcells entirely inside some ellipse, where a candidate is rejected by one lookup;
+    ``edge`` (one cell per pixel) marks the pixels that an ellipse of radius <= ``_EXACT_R`` pixels reaches, where
+    a candidate is tested exactly against the samples of the 5 x 5 pixels around it. Where the radius exceeds
+    ``_EXACT_R`` (samples are then several pixels apart) a subcell counts as excluded when its centre is inside the
+    ellipse, an error below ``1 / (2 * _SUB)`` pixel on the ellipse's boundary. Cells outside the grid and the
+    calibration box are excluded before the first sample, and so are the calibration samples' own ellipses (radius
+    1 pixel). Samples grow over the whole grid and ``crop_corner`` crops them afterwards, as ``sigpy.mri.poisson``
+    does, so the corners exclude their neighbours inside the crop like any sample (a wall at the crop ellipse would
+    pack the pattern along it, ~10% above the law in the outermost ring at high accelerations). Radii are rounded to
+    ``1 / _QUANT`` pixel so samples share painted stencils. Candidates come from a counter-based hash of (seed,
+    pixel, attempt number) rather than a sequential generator, so a change of slope only changes the pattern where
+    the radii changed: the sample count is then a smoother function of the slope, which keeps the acceleration
+    search short. Work is bounded: every accepted candidate adds a new pixel, and a round without one retires every
+    active sample.
     """
 
-    _chunk = 1024
+    _SUB = 2  # occupancy subcells per pixel and axis
+    _QUANT = 64  # exclusion radii are rounded to 1/_QUANT pixel
+    _EXACT_R = 2.0  # ellipses up to this radius (pixels, both axes) get an exact boundary test
+    attempts = 30  # Bridson's k: rejected proposals before a sample retires
+    max_fronts = 8
+    _WINDOW = tuple((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3))  # lattice points within _EXACT_R
 
     def __init__(self, shape: tuple[int, int], calib: tuple[int, int], crop_corner: bool, seed: int | None):
         ny, nx = shape
@@ -124,76 +172,267 @@ class _PoissonDiscSampler:
         dy = np.maximum(np.abs(y - ny // 2) - cy / 2.0, 0.0)
         dx /= max(dx.max(), 1e-12)
         dy /= max(dy.max(), 1e-12)
-        rho = np.sqrt(dx**2 + dy**2)
+        self.rho_grid = np.sqrt(dx**2 + dy**2)
         calib_mask = np.zeros(shape, dtype=bool)
         calib_mask[_centre_box(ny, cy), _centre_box(nx, cx)] = True
-        allowed = rho < 1 if crop_corner else np.ones(shape, dtype=bool)
-        self.calib_mask = calib_mask & allowed if crop_corner else calib_mask
-        cand = allowed & ~calib_mask
-        ys, xs = np.nonzero(cand)
-        order = np.random.default_rng(seed).permutation(ys.size)
-        self.ys, self.xs, self.rho = ys[order], xs[order], rho[ys, xs][order]
+        allowed = self.rho_grid < 1 if crop_corner else np.ones(shape, dtype=bool)
+        self.allowed = allowed  # what a returned mask may hold
+        self.calib_mask = calib_mask & allowed
+        self.calib_full = calib_mask
+        # samples are grown over the whole grid and cropped afterwards: the k-space corners then exclude their
+        # neighbours inside the crop ellipse as any other samples do (a wall at the crop would pack the pattern
+        # densely along it)
+        self.cand = ~calib_mask
+        cand = allowed & ~calib_mask  # candidates that can be kept
+        self.rho = self.rho_grid[cand]
         self.n_calib = int(self.calib_mask.sum())
-        self.n_candidates = int(ys.size)
+        self.n_candidates = int(cand.sum())
         self.aspect = (ny / max(nx, ny), nx / max(nx, ny))
+        # everything random derives from a local generator: the first front's pixel, the key of the proposal hash
+        # and the seed of the proposing order, the same for every slope
+        rng = np.random.default_rng(seed)
+        cand_flat = np.flatnonzero(cand)
+        self.first = int(cand_flat[rng.integers(cand_flat.size)]) if cand_flat.size else -1
+        self.hash_key = np.uint64(rng.integers(0, 2**63 - 1, dtype=np.int64))
+        self.order_seed = int(rng.integers(0, 2**63 - 1))
+        self._base: tuple[np.ndarray, np.ndarray] | None = None  # occupancy before the first sample (interior)
+        self._stencils: dict[tuple[int, int], tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]] = {}
 
-    def radii(self, slope: float) -> tuple[np.ndarray, np.ndarray]:
-        scale = 1.0 + self.rho * slope
+    def radii(self, slope: float, rho: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exclusion radii (pixels, per axis) at normalised distances ``rho`` (default: the candidate pixels)."""
+        scale = 1.0 + (self.rho if rho is None else rho) * slope
         return np.maximum(scale * self.aspect[0], 1.0), np.maximum(scale * self.aspect[1], 1.0)
 
     def expected_density(self, slope: float) -> float:
-        """Sum over candidates of 1 / (exclusion area in pixels): proportional to the expected sample count."""
+        """Expected number of samples outside the calibration box: the sum over candidate pixels of the density of
+        this construction at exclusion area ``a = r_y r_x`` (pixels), ``0.64 / a + 0.16 / a^4``, a fit of its
+        measured density at uniform radii (0.80 at ``a = 1``, 0.48 at 1.44, 0.17 at 4, 0.071 at 9)."""
         ry, rx = self.radii(slope)
-        return float(np.sum(1.0 / (ry * rx)))
+        area = ry * rx
+        return float(np.sum(0.64 / area + 0.16 / area**4))
 
-    @staticmethod
-    def _runs(ry: float, rx: float, row_stride: int) -> list[tuple[int, int, bytes]]:
-        """Rows of the exclusion ellipse ``(dy / ry)^2 + (dx / rx)^2 < 1`` as (start, stop, ones) flat offsets."""
-        ry, rx = max(ry, 1.0), max(rx, 1.0)
-        runs = []
-        for dy in range(-int(math.ceil(ry)) + 1, int(math.ceil(ry))):
-            half = rx * math.sqrt(max(1.0 - (dy / ry) ** 2, 0.0))
-            w = int(math.ceil(half)) - 1  # largest integer |dx| with |dx| < half
-            if w >= 0:
-                runs.append((dy * row_stride - w, dy * row_stride + w + 1, b"\x01" * (2 * w + 1)))
-        return runs
+    def _stencil(self, qy: int, qx: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """Runs ``(row, first, stop)`` around a lattice point for the ellipse with radii ``(qy, qx) / _QUANT`` pixels:
+        ``sure`` in subcells (subcell ``(0, 0)`` lies just below-right of the point), ``edge`` in pixels (pixel
+        ``(0, 0)`` is the point's own cell; empty for ellipses without an exact boundary test)."""
+        key = (qy, qx)
+        cached = self._stencils.get(key)
+        if cached is not None:
+            return cached
+
+        def cells(ry: float, rx: float, test: str) -> list[tuple[int, int, int]]:
+            """Cells ``[a, a + 1) x [b, b + 1)`` (units of the radii) entirely inside ('far'), reached by ('near') or
+            with their centre inside ('centre') the ellipse, as one run per row (an ellipse is convex)."""
+            hy, hx = int(math.ceil(ry)) + 1, int(math.ceil(rx)) + 1
+            a = np.arange(-hy, hy, dtype=float)[:, None]
+            b = np.arange(-hx, hx, dtype=float)[None, :]
+            if test == "far":
+                da, db = np.maximum(np.abs(a), np.abs(a + 1)), np.maximum(np.abs(b), np.abs(b + 1))
+            elif test == "near":
+                da, db = np.maximum(np.maximum(a, -(a + 1)), 0.0), np.maximum(np.maximum(b, -(b + 1)), 0.0)
+            else:
+                da, db = np.abs(a + 0.5), np.abs(b + 0.5)
+            inside = (da / ry) ** 2 + (db / rx) ** 2 < 1.0
+            rows = np.flatnonzero(inside.any(axis=1))
+            first = inside[rows].argmax(axis=1) - hx
+            stop = inside.shape[1] - inside[rows, ::-1].argmax(axis=1) - hx
+            return list(zip((rows - hy).tolist(), first.tolist(), stop.tolist()))
+
+        sub = self._SUB
+        ry, rx = qy / self._QUANT, qx / self._QUANT
+        if max(ry, rx) <= self._EXACT_R:
+            cached = (cells(ry * sub, rx * sub, "far"), cells(ry, rx, "near"))
+        else:
+            cached = (cells(ry * sub, rx * sub, "centre"), [])
+        self._stencils[key] = cached
+        return cached
+
+    def _uniform(self, pixel: np.ndarray, attempt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two uniform [0, 1) numbers per (pixel, attempt): a splitmix64 hash of (seed, pixel, attempt)."""
+        with np.errstate(over="ignore"):
+            z = (pixel.astype(np.uint64) << np.uint64(24)) ^ attempt.astype(np.uint64)
+            out = []
+            for salt in (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03)):
+                v = z * salt + self.hash_key
+                v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+                v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+                v ^= v >> np.uint64(31)
+                out.append((v >> np.uint64(11)).astype(np.float64) * 2.0**-53)
+        return out[0], out[1]
 
     def sample(self, slope: float) -> np.ndarray:
         """Boolean (ny, nx) mask for one slope (calibration box included)."""
         ny, nx = self.shape
-        # quantising the radius scale to 1/128 lets samples share exclusion stencils; the change of radius
-        # (< 0.4 %) is far below what the acceleration tolerance can resolve
-        keys = np.rint((1.0 + self.rho * slope) * 128.0).astype(np.int64)
-        kmax = int(keys.max()) if keys.size else 128
-        pad = int(math.ceil(kmax / 128.0)) + 1
-        wp = nx + 2 * pad
-        flat = (self.ys + pad) * wp + (self.xs + pad)
-        occupied = bytearray((ny + 2 * pad) * wp)
-        occupied_np = np.frombuffer(occupied, dtype=np.uint8)
-        # an exclusion ellipse is convex, so each of its rows is one contiguous run of the flat occupancy buffer:
-        # painting a sample is a handful of bytearray slice assignments (much cheaper than numpy slicing)
-        stencils: dict[int, list[tuple[int, int, bytes]]] = {}
-        aspect_y, aspect_x = self.aspect
-        accepted = []
-        for lo in range(0, flat.size, self._chunk):
-            # most candidates are already excluded by the time they come up: drop those with one vectorised
-            # lookup per chunk so the sequential loop only visits the survivors
-            block = flat[lo : lo + self._chunk]
-            free = occupied_np[block] == 0
-            for idx, key in zip(block[free].tolist(), keys[lo : lo + self._chunk][free].tolist()):
-                if occupied[idx]:
-                    continue
-                accepted.append(idx)
-                runs = stencils.get(key)
-                if runs is None:
-                    runs = stencils[key] = self._runs(key / 128.0 * aspect_y, key / 128.0 * aspect_x, wp)
-                for start, stop, ones in runs:
-                    occupied[idx + start : idx + stop] = ones
-        mask = self.calib_mask.copy()
-        if accepted:
-            rows, cols = np.divmod(np.asarray(accepted), wp)
-            mask[rows - pad, cols - pad] = True
-        return mask
+        sub, quant = self._SUB, self._QUANT
+        if self.n_candidates == 0:
+            return self.calib_mask.copy()
+        # beyond 2 * max(n) pixels an exclusion ellipse centred in the grid covers all of it: capping the scale
+        # there changes no decision and bounds the padding
+        scale = np.minimum(1.0 + self.rho_grid * slope, 2.0 * max(ny, nx))
+        # radii rounded to 1 / _QUANT pixel (the density falls steeply with the radius near 1 pixel: rounding up
+        # instead would thin the centre by a few per cent)
+        qy_grid = np.rint(np.maximum(scale * self.aspect[0], 1.0) * quant).astype(np.int64)
+        qx_grid = np.rint(np.maximum(scale * self.aspect[1], 1.0) * quant).astype(np.int64)
+        pad = int(math.ceil(max(qy_grid.max(), qx_grid.max()) / quant)) + 3  # margin (pixels), >= the 5x5 window
+        pw = nx + 2 * pad  # padded pixel grid, row length
+        h, w = (ny + 2 * pad) * sub, pw * sub  # subcell grids
+        # per padded pixel: sampled flag and (quantised) radii, for the exact tests
+        taken_buf = bytearray((ny + 2 * pad) * pw)  # bytearray: fast scalar access in the loops below
+        taken = np.frombuffer(taken_buf, dtype=np.uint8).view(bool)
+        taken2d = taken.reshape(ny + 2 * pad, pw)
+        taken2d[pad : pad + ny, pad : pad + nx] = self.calib_full
+        ry_pad = np.ones(taken.size)
+        rx_pad = np.ones(taken.size)
+        ry_pad.reshape(taken2d.shape)[pad : pad + ny, pad : pad + nx] = qy_grid / quant
+        rx_pad.reshape(taken2d.shape)[pad : pad + ny, pad : pad + nx] = qx_grid / quant
+        qy_pad = np.zeros(taken.size, dtype=np.int64)
+        qx_pad = np.zeros(taken.size, dtype=np.int64)
+        qy_pad.reshape(taken2d.shape)[pad : pad + ny, pad : pad + nx] = qy_grid
+        qx_pad.reshape(taken2d.shape)[pad : pad + ny, pad : pad + nx] = qx_grid
+        qy_list, qx_list = qy_pad.tolist(), qx_pad.tolist()
+        ry_list, rx_list = ry_pad.tolist(), rx_pad.tolist()
+        sure_buf, edge_buf = bytearray(h * w), bytearray(taken.size)
+        sure = np.frombuffer(sure_buf, dtype=np.uint8)
+        edge = np.frombuffer(edge_buf, dtype=np.uint8)
+        sure2d = sure.reshape(h, w)
+        sure2d[:] = 1
+        sure_inner = sure2d[pad * sub : (pad + ny) * sub, pad * sub : (pad + nx) * sub]
+        edge_inner = edge.reshape(taken2d.shape)[pad : pad + ny, pad : pad + nx]
+        ones = b"\x01" * (2 * pad * sub + 2)  # longer than any stencil row (an ellipse fits in the margin)
+
+        recent_buf = bytearray(taken.size)  # edge pixels of the samples accepted in the current round (stamped)
+
+        flat_stencils: dict[tuple[int, int], tuple[list, list]] = {}  # stencils as flat offsets in these buffers
+
+        def paint(pp: int, stamp_ones: bytes | None = None) -> None:
+            key = (qy_list[pp], qx_list[pp])
+            runs = flat_stencils.get(key)
+            if runs is None:
+                sure_runs, edge_runs = self._stencil(*key)
+                runs = flat_stencils[key] = (
+                    [(row * w + first, row * w + stop, ones[: stop - first]) for row, first, stop in sure_runs],
+                    [(row * pw + first, row * pw + stop, stop - first) for row, first, stop in edge_runs],
+                )
+            i, j = divmod(pp, pw)
+            corner = i * sub * w + j * sub
+            for a, b, fill in runs[0]:
+                sure_buf[corner + a : corner + b] = fill
+            for a, b, length in runs[1]:
+                edge_buf[pp + a : pp + b] = ones[:length]
+                if stamp_ones is not None:
+                    recent_buf[pp + a : pp + b] = stamp_ones[:length]
+
+        if self._base is None:
+            # cells that may not hold a sample, and the calibration samples' ellipses (radius 1 pixel whatever the
+            # slope): the same for every slope, painted once
+            sure_inner[:] = np.repeat(np.repeat(~self.cand, sub, axis=0), sub, axis=1)
+            for pp in np.flatnonzero(taken).tolist():
+                paint(pp)
+            self._base = (sure_inner.copy(), edge_inner.copy())
+        else:
+            sure_inner[:], edge_inner[:] = self._base
+        window = [dy * pw + dx for dy, dx in self._WINDOW]
+
+        def clear_of(pp: int, qy: float, qx: float, among: set) -> bool:
+            """Exact test of candidate (qy, qx) (padded pixel units) against the samples of ``among`` around ``pp``."""
+            for d in window:
+                o = pp + d
+                if o in among:
+                    i, j = divmod(o, pw)
+                    if ((qy - i) / ry_list[o]) ** 2 + ((qx - j) / rx_list[o]) ** 2 < 1.0:
+                        return False
+            return True
+
+        offsets = np.asarray(window, dtype=np.int64)
+        off_y, off_x = np.divmod(offsets + pad * pw + pad, pw)
+        off_y, off_x = off_y - pad, off_x - pad
+        order_rng = np.random.default_rng(self.order_seed)  # the order in which the front proposes, per round
+        attempts_done = np.zeros(ny * nx, dtype=np.int64)  # per pixel: proposals made so far (hash counter)
+        tries = self.attempts
+        attempt_no = np.arange(tries, dtype=np.int64)[None, :]
+        first = self.first
+        rounds = 0
+        for front in range(self.max_fronts):
+            if front:
+                # the front died out: start another one only where a region wider than the local exclusion ellipse
+                # is still free (a part of the domain the front could not reach, not one of the small voids
+                # Bridson's algorithm leaves between samples), at its deepest cell
+                cell_free = (sure_inner.reshape(ny, sub, nx, sub).max(axis=(1, 3)) == 0) & (edge_inner == 0)
+                if not cell_free.any():
+                    break
+                depth = ndimage.distance_transform_edt(cell_free)
+                first = int(np.argmax(depth))
+                i, j = divmod(first, nx)
+                if depth.flat[first] <= 2.0 * max(qy_grid[i, j], qx_grid[i, j]) / quant:
+                    break
+            i, j = divmod(first, nx)
+            taken[(i + pad) * pw + j + pad] = True
+            paint((i + pad) * pw + j + pad)
+            active = np.array([first], dtype=np.int64)
+            while active.size:
+                # every active sample proposes ``attempts`` candidates at once, uniform by area in the annulus
+                # between its ellipse and twice its ellipse (padded pixel units)
+                n = active.size
+                active = active[order_rng.permutation(n)]  # Bridson picks active samples at random
+                proposer = np.repeat(active, tries)
+                u, v = self._uniform(proposer, (attempts_done[active][:, None] + attempt_no).ravel())
+                attempts_done[active] += tries
+                ay, ax = np.divmod(proposer, nx)
+                act_pp = (ay + pad) * pw + ax + pad
+                dist = np.sqrt(1.0 + 3.0 * u)
+                angle = 2.0 * np.pi * v
+                qy = np.clip(ay + pad + dist * ry_pad[act_pp] * np.sin(angle), 0.0, ny + 2 * pad - 1e-6)
+                qx = np.clip(ax + pad + dist * rx_pad[act_pp] * np.cos(angle), 0.0, pw - 1e-6)
+                sy, sx = (qy * sub).astype(np.int64), (qx * sub).astype(np.int64)
+                flat = sy * w + sx
+                cell = (sy // sub) * pw + sx // sub
+                # against the samples taken before this round: the sure parts, the taken cells, and the exact test
+                # where an exact-boundary ellipse reaches the candidate's subcell
+                ok = (sure[flat] == 0) & ~taken[cell]
+                check = np.flatnonzero(ok & (edge[cell] > 0))
+                if check.size:
+                    fy, fx = qy[check].astype(np.int64), qx[check].astype(np.int64)
+                    ly, lx = fy[:, None] + off_y[None, :], fx[:, None] + off_x[None, :]
+                    lat = ly * pw + lx
+                    inside = taken[lat] & (
+                        ((qy[check, None] - ly) / ry_pad[lat]) ** 2 + ((qx[check, None] - lx) / rx_pad[lat]) ** 2
+                        < 1.0
+                    )
+                    ok[check[inside.any(axis=1)]] = False
+                # then one proposer at a time, in the front's order: its first candidate that is also clear of the
+                # samples accepted earlier in this round is accepted; a proposer with none retires (Bridson's rule)
+                rounds += 1
+                stamp = rounds % 255 + 1  # marks the edge pixels painted in this round
+                stamp_ones = bytes([stamp]) * len(ones)
+                good = np.flatnonzero(ok)  # by proposer, then attempt
+                rows, starts, counts = np.unique(good // tries, return_index=True, return_counts=True)
+                good_idx, good_pp = flat[good].tolist(), cell[good].tolist()
+                good_y, good_x = qy[good].tolist(), qx[good].tolist()
+                succeeded: list[int] = []
+                born: list[int] = []
+                round_born: set = set()
+                for r, start, count in zip(rows.tolist(), starts.tolist(), counts.tolist()):
+                    for m in range(start, start + count):
+                        idx, pp = good_idx[m], good_pp[m]
+                        if sure_buf[idx] or taken_buf[pp]:
+                            continue
+                        if recent_buf[pp] == stamp:
+                            y, x = good_y[m], good_x[m]
+                            if not clear_of(int(y) * pw + int(x), y, x, round_born):
+                                continue
+                        taken_buf[pp] = 1
+                        round_born.add(pp)
+                        paint(pp, stamp_ones)
+                        succeeded.append(r)
+                        born.append(pp)
+                        break
+                success = np.zeros(n, dtype=bool)
+                success[succeeded] = True
+                born_pp = np.asarray(born, dtype=np.int64)
+                born_y, born_x = np.divmod(born_pp, pw)
+                born = ((born_y - pad) * nx + born_x - pad).tolist()
+                active = np.concatenate([active[success], np.asarray(born, dtype=np.int64)])
+        return taken2d[pad : pad + ny, pad : pad + nx] & self.allowed
 
 
 def _solve_density(sampler: _PoissonDiscSampler, target: float, lo: float, hi: float) -> float:
@@ -221,6 +460,48 @@ def _poisson_disk_mask_cached(
 ) -> np.ndarray:
     mask = _poisson_disk_mask(shape, accel, calib, crop_corner, seed, tol, max_iter)
     mask.flags.writeable = False
+    return mask
+
+
+def _scaled_points(sampler: _PoissonDiscSampler, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Pixel coordinates divided by the aspect factors of the exclusion radii (ellipses become circles)."""
+    return np.stack([ys / sampler.aspect[0], xs / sampler.aspect[1]], axis=1)
+
+
+def _match_count(sampler: _PoissonDiscSampler, mask: np.ndarray, slope: float, goal: int) -> np.ndarray:
+    """``mask`` thinned or topped up to exactly ``goal`` samples, following the density law at ``slope``.
+
+    Crowding is measured against the law: a sample's (or a free pixel's) distance to its nearest sample, in units of
+    the exclusion radius there. Thinning removes the most crowded samples outside the calibration box (never both of
+    a close pair in one pass); topping up adds, one at a time, the free pixel farthest from every sample (greedy
+    farthest-point insertion), i.e. where the density is lowest relative to the law. Both are deterministic.
+    """
+    mask = mask.copy()
+    scale = np.maximum(1.0 + sampler.rho_grid * slope, 1.0 / min(sampler.aspect))
+    count = int(mask.sum())
+    if count < goal:
+        ys, xs = np.nonzero(mask)
+        fy, fx = np.nonzero(sampler.allowed & ~mask & ~sampler.calib_full)
+        free = _scaled_points(sampler, fy, fx)
+        score = cKDTree(_scaled_points(sampler, ys, xs)).query(free)[0] / scale[fy, fx]
+        for _ in range(goal - count):
+            i = int(np.argmax(score))
+            mask[fy[i], fx[i]] = True
+            score = np.minimum(score, np.hypot(*(free - free[i]).T) / scale[fy, fx])
+            score[i] = -np.inf
+        return mask
+    removable = ~sampler.calib_full
+    while count > goal:
+        ys, xs = np.nonzero(mask)
+        dist, nearest = cKDTree(_scaled_points(sampler, ys, xs)).query(_scaled_points(sampler, ys, xs), k=2)
+        score = np.where(removable[ys, xs], dist[:, 1] / scale[ys, xs], np.inf)
+        removed = np.zeros(ys.size, dtype=bool)
+        for i in np.argsort(score, kind="stable")[: count - goal].tolist():
+            if np.isinf(score[i]) or removed[nearest[i, 1]]:
+                continue  # its crowding neighbour already went in this pass: measure again
+            removed[i] = True
+        mask[ys[removed], xs[removed]] = False
+        count -= int(removed.sum())
     return mask
 
 
@@ -256,52 +537,73 @@ def _poisson_disk_mask(
             + (" (crop_corner=True removes the corners of k-space)" if crop_corner else "")
             + "; request a higher accel or set crop_corner=False."
         )
+    # the whole sample count closest to the target among the acceptable ones, and how many samples the final
+    # thinning / topping up may move (2% of the samples outside the calibration box, at least 4)
+    goal = max(min(round(target), math.ceil(n_max) - 1, most), math.floor(n_min) + 1, sampler.n_calib + 1)
+    slack = max(4, math.ceil(0.02 * (goal - sampler.n_calib)))
 
     def accel_of(m: np.ndarray) -> float:
         return total / float(m.sum())
 
     lo, hi = 0.0, float(max(nx, ny))
+    hi_max = hi  # the sparsest pattern searched
     hi_checked = False
     # count(slope) ~ n_calib + k * expected_density(slope); refit k after every evaluation (a model-based secant
     # step) and fall back to bisection whenever the proposal leaves the bracket or stalls.
-    k = 0.7
+    k = 1.0
     slope = _solve_density(sampler, (target - sampler.n_calib) / k, lo, hi)
-    best = (math.inf, 0.0)
+    # the mask closest to the goal so far: (|count - goal|, its acceleration, mask, slope)
+    best: tuple[float, float, np.ndarray | None, float] = (math.inf, 0.0, None, 0.0)
+    count_lo: float | None = None  # sample counts at the ends of the bracket, once evaluated
+    count_hi: float | None = None
     for it in range(max_iter):
         mask = sampler.sample(slope)
         count = float(mask.sum())
         acc = accel_of(mask)
         if abs(acc - accel) < tol:
             return mask
-        best = min(best, (abs(acc - accel), acc))
-        if count > target and not hi_checked and slope > 0.25 * hi:
+        if abs(count - goal) < best[0]:
+            best = (abs(count - goal), acc, mask, slope)
+        if count > target and not hi_checked and slope > 0.25 * hi_max:
             # the search is heading for the sparsest pattern: make sure it can reach accel at all
             hi_checked = True
-            mask_hi = sampler.sample(hi)
-            if mask_hi.sum() > n_max:
+            mask_hi = sampler.sample(hi_max)
+            if mask_hi.sum() > n_max + slack:
                 raise ValueError(
                     f"Cannot reach accel={accel} on a {ny}x{nx} grid: the sparsest variable-density pattern only "
                     f"reaches acceleration {accel_of(mask_hi):.3g}; use a smaller calib or a lower accel."
                 )
             if mask_hi.sum() >= n_min:
-                return mask_hi
+                return mask_hi if mask_hi.sum() < n_max else _match_count(sampler, mask_hi, hi_max, goal)
+            if hi == hi_max:
+                count_hi = float(mask_hi.sum())
         if count > target:
-            lo = slope
+            lo, count_lo = slope, count
         else:
-            hi = slope
+            hi, count_hi = slope, count
         if hi - lo <= 1e-10 * (1.0 + hi):
             break
         density = sampler.expected_density(slope)
-        if density > 0 and count > sampler.n_calib and it % 3 != 2:
+        if count_lo is not None and count_hi is not None and count_hi > 0 and it % 3 != 2:
+            # both ends of the bracket evaluated: interpolate log(count) linearly between them (regula falsi)
+            w_lo = math.log(count_lo / target)
+            proposal = lo + (hi - lo) * w_lo / (w_lo - math.log(count_hi / target))
+        elif density > 0 and count > sampler.n_calib and it % 3 != 2:
             k = (count - sampler.n_calib) / density
             proposal = _solve_density(sampler, (target - sampler.n_calib) / k, lo, hi)
-            margin = 1e-3 * (hi - lo)
-            slope = proposal if lo + margin < proposal < hi - margin else 0.5 * (lo + hi)
-        else:
-            slope = 0.5 * (lo + hi)
+        else:  # every third step bisects, so the bracket shrinks whatever the noise of the counts
+            proposal = 0.5 * (lo + hi)
+        # a proposal at (or beyond) an end of the bracket would repeat an evaluated slope: bisect instead
+        margin = 1e-6 * (hi - lo)
+        slope = proposal if lo + margin < proposal < hi - margin else 0.5 * (lo + hi)
+    # the sample count is a step function of the slope: on small grids (or with a tight tol) no slope may give an
+    # acceptable count. The closest mask is then thinned or topped up to the goal, if that moves few samples.
+    gap, closest, mask, slope = best
+    if mask is not None and gap <= slack:
+        return _match_count(sampler, mask, slope, goal)
     raise ValueError(
         f"Poisson-disc search did not reach accel={accel} within tol={tol} after {max_iter} iterations "
-        f"(closest: {best[1]:.4g}); increase tol or max_iter."
+        f"(closest: {closest:.4g}); increase tol or max_iter."
     )
 
 
@@ -317,12 +619,27 @@ def poisson_disk_mask(
     """Variable-density Poisson-disc undersampling mask ("Hyper-Convolutions via Implicit Kernels for Medical Imaging",
     Sec. 4.3).
 
-    Samples keep a minimum distance that grows linearly with their normalised distance ``rho`` from a fully sampled
-    central calibration box (``rho = 0`` on the box, 1 at the image edge along each axis), so the density falls
-    off towards high frequencies. The slope of that growth is searched (bracketed, model-guided, at most
-    ``max_iter`` mask evaluations) until the achieved acceleration ``prod(shape) / mask.sum()`` lies within
-    ``tol`` of ``accel``. Masks for a given seed are cached (LRU, 32 entries): repeated calls with the same
-    arguments cost a copy.
+    Samples keep an exclusion distance ``r = max(1, 1 + slope * rho)`` pixels (scaled per axis by
+    ``n / max(n_y, n_x)``) that grows linearly with their normalised distance ``rho`` from a fully sampled central
+    calibration box (``rho = 0`` on the box, 1 at the image edge along each axis), so the sampling density falls
+    off as about ``1 / r^2`` towards high frequencies, the variable-density law of ``sigpy.mri.poisson``. The
+    pattern is grown by Bridson's algorithm ("Fast Poisson disk sampling in arbitrary dimensions") from continuous
+    candidate positions that are recorded at the pixel whose cell contains them; near the calibration box, where
+    ``r`` is close to one pixel, this is what lets the density rise towards 1 as the law asks (see
+    ``_PoissonDiscSampler``). Ring by ring (8 rings of the normalised radius), the density averaged over a few masks
+    matches ``sigpy.mri.poisson``'s within 12% (measured for accelerations 3-12 on 128x128 to 320x320 grids,
+    non-square grids and 3D phase-encode planes; within 6% on 256x256); the ring next to the calibration box is the
+    sparser by 2-10%. A mask costs a steady 0.03 s (64x64) to 0.5 s (320x320) on one CPU core, where sigpy's cost
+    varies about tenfold with the seed.
+
+    The slope is searched (bracketed, model-guided secant and regula falsi steps with a bisection every third step,
+    at most ``max_iter`` mask evaluations) until the achieved acceleration ``prod(shape) / mask.sum()`` lies within
+    ``tol`` of ``accel``. The sample count is a step function of the slope, so on small grids (or with a small
+    ``tol``) no slope may give an acceptable count: the mask closest to the goal is then brought to the whole count
+    nearest ``prod(shape) / accel`` by removing the most crowded samples outside the calibration box, or adding
+    samples at the free pixels farthest from every sample, both measured in units of the local exclusion radius (at
+    most 2% of the samples, at least 4, move). Masks for a given seed are cached (LRU, 32 entries): repeated calls
+    with the same arguments cost a copy.
 
     Args:
         shape: ``(n_y, n_x)`` size of the (phase-encode) k-space plane; each entry >= 2.
@@ -339,7 +656,8 @@ def poisson_disk_mask(
 
     Raises:
         ValueError: invalid arguments, an impossible request (calibration box alone exceeds the sample budget, the
-            densest or sparsest pattern cannot reach ``accel``), or no convergence within ``max_iter``.
+            densest or sparsest pattern cannot reach ``accel``), or no mask within reach of an acceptable sample
+            count after ``max_iter`` evaluations.
     """
     shape_t = _check_shape(shape, 2)
     accel_f = _check_accel(accel)
