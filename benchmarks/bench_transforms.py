@@ -4,9 +4,12 @@ Prints JSON with
 
 * Poisson-disc masks (256x256, calibration 24, accelerations 4, 8 and 12 by default; 8 is the paper's setting): our
   implementation vs ``sigpy.mri.poisson`` (numba), measured side by side in this process with distinct seeds (so our
-  mask cache is not hit), interleaved, after a warm-up (which includes sigpy's JIT compilation); median and mean
-  over the masks (``--mask-repeats``, 16 by default: sigpy's time varies ~10-fold between seeds, with the number and
-  cost of its bisection steps, so a handful of seeds is not representative). ``speedup_vs_sigpy`` = sigpy median /
+  mask cache is not hit), interleaved, after a warm-up (which includes sigpy's JIT compilation and our one-off
+  measurement of the density model's error for the setting); median and mean over the masks (``--mask-repeats``,
+  16 by default, 8 with ``--quick``: sigpy's time varies ~10-fold between seeds, with the number and cost of its
+  bisection steps, and its seeds 0-3 happen to be among its cheapest, so a handful of seeds is not
+  representative). Also the 3D case: the (ky, kz) phase-encode plane of a 3D acquisition (160x96, calibration
+  20x12, acceleration 8; timings and profiles only). ``speedup_vs_sigpy`` = sigpy median /
   ours median, ``speedup_mean_vs_sigpy`` the same for the means (> 1: ours is faster). For each setting also
 
   - the variable-density profiles: the sampling density per ring of the normalised radius
@@ -57,15 +60,15 @@ N_RINGS, MIN_RING_PIXELS = 8, 200
 MNI_AXIAL_SLICES = (64, 82, 102, 120)  # template voxel index z, inside the brain (MNI z = -8 to +48 mm)
 
 
-def ring_density(masks: list[np.ndarray], calib: int) -> tuple[list[int], list[float]]:
+def ring_density(masks: list[np.ndarray], calib: tuple[int, int]) -> tuple[list[int], list[float]]:
     """Mean sampling density per ring of the normalised radius (ellipses on non-square grids), outside the
     calibration box; rings with fewer than MIN_RING_PIXELS such pixels are left out. Returns (rings, densities)."""
     ny, nx = masks[0].shape
     y, x = np.mgrid[:ny, :nx]
     ring = np.floor(np.hypot((y - ny // 2) / (ny / 2), (x - nx // 2) / (nx / 2)) * N_RINGS).astype(int)
     outside = np.ones((ny, nx), dtype=bool)
-    by, bx = (ny - calib + 1) // 2, (nx - calib + 1) // 2  # the calibration box of both implementations
-    outside[by : by + calib, bx : bx + calib] = False
+    by, bx = (ny - calib[0] + 1) // 2, (nx - calib[1] + 1) // 2  # the calibration box of both implementations
+    outside[by : by + calib[0], bx : bx + calib[1]] = False
     stack = np.stack(masks).astype(float)
     rings = [i for i in range(N_RINGS) if np.count_nonzero((ring == i) & outside) >= MIN_RING_PIXELS]
     return rings, [float(stack[:, (ring == i) & outside].mean()) for i in rings]
@@ -105,7 +108,9 @@ def zero_filled_psnr(images: list[np.ndarray], masks: list[np.ndarray]) -> float
     return float(np.mean(values))
 
 
-def bench_masks(size: int, accel: float, calib: int, repeats: int, images: dict[str, list[np.ndarray]]) -> dict:
+def bench_masks(
+    shape: tuple[int, int], accel: float, calib: tuple[int, int], repeats: int, images: dict[str, list[np.ndarray]]
+) -> dict:
     try:
         import sigpy.mri  # noqa: PLC0415
     except ImportError:
@@ -113,11 +118,10 @@ def bench_masks(size: int, accel: float, calib: int, repeats: int, images: dict[
     else:
         sigpy_poisson = sigpy.mri.poisson
 
-    shape = (size, size)
     poisson_disk_mask(shape, accel, calib, seed=10_000)  # warm-up
     if sigpy_poisson is not None:
         try:  # warm-up incl. numba compilation
-            sigpy_poisson(shape, accel, calib=(calib, calib), seed=10_000)
+            sigpy_poisson(shape, accel, calib=calib, seed=10_000)
         except ValueError:
             pass
     ours_t, ours_acc, ours_masks, peer_t, peer_acc, peer_masks, peer_failed = [], [], [], [], [], [], []
@@ -129,7 +133,7 @@ def bench_masks(size: int, accel: float, calib: int, repeats: int, images: dict[
         ours_acc.append(m.size / m.sum())
         while sigpy_poisson is not None and len(peer_masks) <= r and peer_seed < 4 * repeats:
             try:
-                t, m = clock(sigpy_poisson, shape, accel, calib=(calib, calib), seed=peer_seed)
+                t, m = clock(sigpy_poisson, shape, accel, calib=calib, seed=peer_seed)
             except ValueError:  # sigpy's slope search did not reach accel for this seed (not timed)
                 peer_failed.append(peer_seed)
             else:
@@ -142,7 +146,7 @@ def bench_masks(size: int, accel: float, calib: int, repeats: int, images: dict[
     result = {
         "shape": list(shape),
         "accel": accel,
-        "calib": calib,
+        "calib": list(calib),
         "repeats": repeats,
         "ours_s": statistics.median(ours_t),
         "ours_mean_s": statistics.fmean(ours_t),
@@ -215,12 +219,14 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch intra-op threads (1, as in DataLoader workers, by default)"
     )
     parser.add_argument("--accels", type=float, nargs="+", default=[4.0, 8.0, 12.0], help="Poisson-disc accelerations")
-    parser.add_argument("--mask-repeats", type=int, default=None, help="masks per implementation and setting (16)")
+    parser.add_argument(
+        "--mask-repeats", type=int, default=None, help="masks per implementation and setting (16; 8 with --quick)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     size = 128 if args.quick else 256
     repeats = args.repeats or (3 if args.quick else 7)
-    mask_repeats = args.mask_repeats or (4 if args.quick else 16)
+    mask_repeats = args.mask_repeats or (8 if args.quick else 16)
     images = test_images(size)
     out = {
         "benchmark": "transforms",
@@ -230,7 +236,8 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "host": describe_machine(),
         "psnr_images": {k: len(v) for k, v in images.items()},
-        "poisson_mask": [bench_masks(size, a, 24, mask_repeats, images) for a in args.accels],
+        "poisson_mask": [bench_masks((size, size), a, (24, 24), mask_repeats, images) for a in args.accels],
+        "poisson_mask_3d_plane": bench_masks((160, 96), 8.0, (20, 12), mask_repeats, {}),
         "undersampling_throughput": bench_throughput(size, 50 if args.quick else 200, repeats),
     }
     print(json.dumps(out, indent=2))

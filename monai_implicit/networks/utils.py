@@ -5,6 +5,7 @@
 * :func:`kernel_smoothness` is the per-layer average absolute Laplacian of the kernels ("Hyper-Convolutions via
   Implicit Kernels for Medical Imaging", Sec. 5, Fig. 10).
 * :func:`plot_kernels` draws a few kernels per layer with their smoothness (same paper, Fig. 10).
+* :func:`kernel_param_groups` gives the kernel networks their own learning rate (optimizer parameter groups).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from monai.config import PathLike
+from monai.optimizers import generate_param_groups
 from torch import nn
 
 from monai_implicit.layers.implicit_conv import ImplicitConv
+from monai_implicit.utils import check_number
 
-__all__ = ["bake", "BakeForExport", "conv_layers", "kernel_smoothness", "plot_kernels"]
+__all__ = ["bake", "BakeForExport", "conv_layers", "kernel_param_groups", "kernel_smoothness", "plot_kernels"]
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -102,6 +105,44 @@ def conv_layers(net: nn.Module, include_plain: bool = True) -> list[tuple[str, n
         if isinstance(module, ImplicitConv) or (include_plain and isinstance(module, _CONV_TYPES)):
             layers.append((name, module))
     return layers
+
+
+def kernel_param_groups(net: nn.Module, lr: float, kernel_lr_scale: float = 1.0) -> list[dict]:
+    """Optimizer parameter groups: the kernel networks of the implicit convolutions at ``kernel_lr_scale * lr``.
+
+    The parameters that generate kernels (every parameter of an :class:`ImplicitConv` except its bias: the
+    hyper-network of a HyperConv, the coordinate network of a CKConv / FlexConv, ...) form the first group, with
+    learning rate ``kernel_lr_scale * lr``; every other parameter forms the second group, which takes the optimizer's
+    own ``lr`` (MONAI's :func:`monai.optimizers.generate_param_groups`). A hyper-network receives the gradients of
+    every weight it generates ("Hyper-Convolutions via Implicit Kernels for Medical Imaging", Ma et al.), so
+    its best learning rate need not be the rest of the network's.
+
+    With ``kernel_lr_scale == 1`` or without implicit convolutions the result is one group holding
+    ``list(net.parameters())``: the optimizer (and its checkpoints) are then exactly those of
+    ``Optimizer(net.parameters(), lr)``.
+
+    Args:
+        net: any module (e.g. a HyperUNet inside reconstruction wrappers, or a DistributedDataParallel of one).
+        lr: the base learning rate (pass the same value as the optimizer's ``lr``).
+        kernel_lr_scale: factor of the kernel networks' learning rate, > 0.
+
+    Returns:
+        ``[{"params": [...], "lr": kernel_lr_scale * lr}, {"params": [...]}]`` or ``[{"params": [...]}]``, for
+        ``torch.optim.Adam(groups, lr=lr)``.
+    """
+    lr = check_number(lr, "lr", low=0.0, low_open=True)
+    kernel_lr_scale = check_number(kernel_lr_scale, "kernel_lr_scale", low=0.0, low_open=True)
+    kernel_ids = {
+        id(p)
+        for m in net.modules()
+        if isinstance(m, ImplicitConv)
+        for name, p in m.named_parameters()
+        if name != "bias"
+    }
+    if kernel_lr_scale == 1.0 or not kernel_ids:
+        return [{"params": list(net.parameters())}]
+    groups = generate_param_groups(net, [lambda named: id(named[1]) in kernel_ids], ["filter"], [kernel_lr_scale * lr])
+    return [{**g, "params": list(g["params"])} for g in groups]
 
 
 def _kernel(module: nn.Module) -> torch.Tensor:

@@ -171,6 +171,93 @@ def test_residual_reconstruction_starts_at_the_input():
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# the Hyper-UNet vs plain-twin study (benchmarks/csmri_study.py): matched twin, per-group learning rates, time limit
+# ----------------------------------------------------------------------------------------------------------------------
+def _network_def(*configs: str, **overrides) -> torch.nn.Module:
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / c) for c in configs])
+    parser.update(overrides)
+    return parser.get_parsed_content("network_def")
+
+
+def _n_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_plain_twins_and_their_parameter_counts():
+    """The default, its plain twin and the parameter-matched twin: same wrappers, the stated parameter counts (the
+    matched twin within 10% of the Hyper-UNet; the full twin 2.7x it)."""
+    from monai_implicit.networks.nets import DataConsistency, HyperUNet, PlainUNet, ResidualReconstruction
+
+    nets = {c: _network_def("train.json", *c) for c in [(), ("plain_twin.json",), ("plain_twin_matched.json",)]}
+    for net in nets.values():
+        assert isinstance(net, DataConsistency) and isinstance(net.network, ResidualReconstruction)
+    hyper, twin, matched = nets.values()
+    assert isinstance(hyper.network.network, HyperUNet)
+    assert isinstance(twin.network.network, PlainUNet) and isinstance(matched.network.network, PlainUNet)
+    counts = [_n_params(n) for n in nets.values()]
+    assert counts == [547_698, 1_494_114, 585_990]
+    assert abs(counts[2] / counts[0] - 1) < 0.1
+    # fewer features, same topology: the same layers with the same kernel sizes
+    shapes = {name: tuple(m.weight.shape[2:]) for name, m in twin.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    shapes_m = {name: tuple(m.weight.shape[2:]) for name, m in matched.named_modules()
+                if isinstance(m, torch.nn.Conv2d)}
+    assert shapes == shapes_m
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / c) for c in ("train.json", "plain_twin_matched.json")])
+    parser["bundle_root"] = "/bundle"
+    assert Path(parser.get_parsed_content("ckpt_dir")) == Path("/bundle/models/plain_twin_matched")
+
+
+def test_kernel_param_groups(net_overrides):
+    """The kernel networks (and only they) get kernel_lr_scale x the learning rate; scale 1 or a plain network:
+    one group, exactly ``net.parameters()``."""
+    from monai_implicit.networks.utils import kernel_param_groups
+
+    net = _network_def("train.json", **net_overrides)
+    named = dict(net.named_parameters())
+    groups = kernel_param_groups(net, 1e-3, 0.1)
+    assert len(groups) == 2 and groups[0]["lr"] == pytest.approx(1e-4) and "lr" not in groups[1]
+    # an independent selection by name: the HyperKernel of every HyperConv
+    expected = {n for n in named if ".kernel_net." in n}
+    by_id = {id(p): n for n, p in named.items()}
+    assert expected and {by_id[id(p)] for p in groups[0]["params"]} == expected
+    assert {by_id[id(p)] for p in groups[1]["params"]} == set(named) - expected
+    single = kernel_param_groups(net, 1e-3, 1.0)
+    assert len(single) == 1 and [id(p) for p in single[0]["params"]] == [id(p) for p in net.parameters()]
+    plain = _network_def("train.json", "plain_twin.json", **net_overrides)
+    assert len(kernel_param_groups(plain, 1e-3, 10.0)) == 1
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="kernel_lr_scale"):
+            kernel_param_groups(net, 1e-3, bad)
+
+
+def test_default_training_has_one_parameter_group(trained, bundle_runs):
+    """kernel_lr_scale 1.0 (the default): the optimizer of before, one group of all parameters."""
+    wf = bundle_runs.trained(NAME).workflow
+    optimizer = wf.parser.get_parsed_content("optimizer")
+    network = wf.parser.get_parsed_content("network")
+    assert len(optimizer.param_groups) == 1
+    assert [id(p) for p in optimizer.param_groups[0]["params"]] == [id(p) for p in network.parameters()]
+
+
+def test_kernel_lr_scale_and_time_limit_training(bundle_runs, bundle_helpers, tmp_path):
+    """A run with kernel_lr_scale 10 and a 1 s time limit: two parameter groups whose initial learning rates differ
+    by the scale, training stops at an epoch end long before ``epochs``, and the last epoch is validated (and the
+    best model saved) although val_interval never came."""
+    wf = bundle_helpers.workflow(NAME, ["train.json"], tmp_path, dataset_dir=str(bundle_runs.data_dir(NAME)),
+                                 kernel_lr_scale=10.0, time_limit=1, epochs=10_000, val_interval=100_000)
+    wf.run()
+    optimizer = wf.parser.get_parsed_content("optimizer")
+    assert [g["initial_lr"] for g in optimizer.param_groups] == pytest.approx([1e-2, 1e-3])
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    assert 1 <= trainer.state.epoch < 10_000
+    assert evaluator.state.epoch == trainer.state.epoch
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # inference at the input's native size, three input kinds (a tiny randomly initialised network: no training needed)
 # ----------------------------------------------------------------------------------------------------------------------
 def fft_c(x: np.ndarray) -> np.ndarray:
