@@ -72,7 +72,8 @@ def test_missed_lesion_and_far_false_positive():
 
 
 def test_split_lesion_separates_the_two_lfpr_definitions():
-    # ISBI 2015 vs NeRD lesion-wise definitions: one GT lesion split in two predictions gives ISBI LFPR 0.2 vs NeRD 0.3 on this layout:
+    # ISBI 2015 vs NeRD lesion-wise definitions: one GT lesion split in two predictions gives
+    # ISBI LFPR 0.2 vs NeRD 0.3 on this layout:
     # 6 lesions found once, 1 lesion split in two, 2 false positives -> PL = 10, TP = 7, TP_pred = 8
     gt = np.zeros((60, 60, 6), bool)
     pred = np.zeros_like(gt)
