@@ -64,6 +64,8 @@ def bench_setting(spatial_dims: int, batch: int, size: int, features: int, kerne
         "train_step_s": train_times,
         "eval_ratio_hyper_vs_plain": eval_times["hyper"] / eval_times["plain"],
         "eval_ratio_baked_vs_plain": eval_times["hyper_baked"] / eval_times["plain"],
+        # the cached Hyper-UNet runs the same convolutions as its baked network: this ratio is ~1 within noise
+        "eval_ratio_hyper_vs_baked": eval_times["hyper"] / eval_times["hyper_baked"],
         "train_step_ratio_hyper_vs_plain": train_times["hyper"] / train_times["plain"],
     }
 
@@ -86,7 +88,9 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     result: dict = {"torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
                     "host": describe_machine("cuda" if torch.cuda.is_available() else None),
-                    "targets": {"eval_ratio": 1.02, "train_step_ratio": 1.15}}
+                    # cached eval no slower than the baked network (same convolutions; timing noise is a
+                    # few per cent), a training step at most 1.10x the plain twin's
+                    "targets": {"eval_ratio_hyper_vs_baked": 1.0, "train_step_ratio_hyper_vs_plain": 1.10}}
     for device in devices:
         result[device.type] = {}
         for name, dims, batch, size, features in settings:
